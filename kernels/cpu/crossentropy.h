@@ -1,0 +1,24 @@
+// LM head fused with masked cross-entropy. Logits = x @ W^T are formed `chunk` rows at a time,
+// so at most chunk x V logits exist, however large the vocabulary. Log-softmax in fp32 with the
+// max subtracted; row sums in double.
+#pragma once
+
+namespace xwin::cpu {
+
+struct LmHeadCE {
+  const float* x;        // [N, C] final normed hidden states
+  const float* W;        // [V, C] LM head (or tied embedding)
+  const int* targets;    // [N] target token per row
+  const float* weights;  // [N] per-row loss weight; 0 skips the row (no logits computed)
+  int N, C, V;
+  float* scratch;        // [chunk, V] workspace
+  int chunk;
+  float* dx;             // [N, C] or null: overwritten with d(loss)/dx (zero on skipped rows)
+  float* dW;             // [V, C] or null: accumulates d(loss)/dW
+  float* logp;           // [N] or null: log p(target) per row (0 on skipped rows)
+};
+
+// Returns sum_n weights[n] * -log softmax(x_n W^T)[targets[n]], and fills the optional outputs.
+double lm_head_ce(const LmHeadCE& a);
+
+}  // namespace xwin::cpu

@@ -1,0 +1,71 @@
+// The training loop shared by every phase (sft, rm, rs, dpo): micro-batches with gradient
+// accumulation, global-norm clipping, AdamW with warmup + cosine, a log line per step, a
+// metrics.jsonl file, and the final checkpoint. A phase supplies only its Objective.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "io/checkpoint.h"
+#include "model/llama.h"
+
+namespace xwin {
+
+struct TrainConfig {
+  int64_t steps = 100;
+  int batch_size = 8;        // sequences per optimizer step (global)
+  int micro_batch_size = 8;  // sequences per forward/backward
+  int seq_len = 0;           // 0: model.max_seq_len
+  double lr = 3e-4, min_lr = 3e-5;
+  int64_t warmup_steps = 10;
+  double weight_decay = 0.1, beta1 = 0.9, beta2 = 0.95, eps = 1e-8, grad_clip = 1.0;
+  uint64_t seed = 1234;
+  bool shuffle = true;
+  int log_every = 1;
+
+  void validate() const;
+  nlohmann::json to_json() const;
+};
+
+// Learning rate for the step with 0-based index `step`: linear warmup to lr over warmup_steps,
+// then cosine decay to min_lr at the last step.
+double lr_at(const TrainConfig& tc, int64_t step);
+
+// What a phase optimises. Samples are global sample indices.
+class Objective {
+ public:
+  virtual ~Objective() = default;
+  // Number of loss units (tokens, pairs) in these samples: the normaliser of the step's mean.
+  virtual int64_t count(const std::vector<int64_t>& samples) = 0;
+  // Forward + backward on these samples with every unit weighted by `scale` (1 / total count
+  // of the step); accumulates gradients and returns the weighted loss.
+  virtual double run(const std::vector<int64_t>& samples, double scale) = 0;
+  // Tokens processed by these samples (for the tokens/s figure).
+  virtual int64_t tokens(const std::vector<int64_t>& samples) = 0;
+};
+
+struct StepStats {
+  double loss = 0, grad_norm = 0, lr = 0;
+  int64_t tokens = 0, loss_units = 0;
+};
+
+class Trainer {
+ public:
+  Trainer(Llama& model, const TrainConfig& tc, const std::string& out_dir);
+  // Runs steps [state.step, tc.steps) and writes out_dir/final.
+  void fit(Objective& obj);
+  StepStats step(Objective& obj, int64_t step_index);
+
+  TrainState state;
+  std::vector<float> m, v;
+
+ private:
+  Llama& model_;
+  TrainConfig tc_;
+  std::string out_dir_;
+  void clip_and_update(StepStats& s, int64_t step_index);
+};
+
+}  // namespace xwin

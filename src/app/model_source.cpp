@@ -1,0 +1,25 @@
+#include "app/model_source.h"
+
+#include "io/checkpoint.h"
+
+namespace xwin::cli {
+
+Llama load_or_init(const po::variables_map& vm, const Phase& phase, const std::string& key) {
+  const std::string path = vm.count(key) ? vm[key].as<std::string>() : "";
+  if (path.empty()) {
+    Llama model(model_config(vm));
+    model.init_random(vm.count("seed") ? vm["seed"].as<uint64_t>() : 1234);
+    return model;
+  }
+  ModelConfig cfg = checkpoint_config(path);
+  if (model_config_given(vm) && !(model_config(vm) == cfg))
+    throw UsageError("contradictory options: --" + key + " " + path + " holds the model " +
+                     cfg.to_json().dump() + " but [model] options ask for " +
+                     model_config(vm).to_json().dump() +
+                     "; remove the [model] options or make them match the checkpoint");
+  Llama model(cfg);
+  load_checkpoint(path, model);
+  return model;
+}
+
+}  // namespace xwin::cli

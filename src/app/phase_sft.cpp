@@ -1,0 +1,49 @@
+// xwin sft: supervised finetuning, masked next-token cross-entropy on conversations (the first
+// stage of Xwin-LM). Load, build batches, loop, checkpoint: the loop is the shared Trainer.
+#include "align/lm_objective.h"
+#include "app/cli.h"
+#include "app/model_source.h"
+#include "core/error.h"
+#include "core/log.h"
+
+namespace xwin::cli {
+
+Phase phase_sft() {
+  Phase p;
+  p.name = "sft";
+  p.summary = "supervised finetuning on an HDF5 token dataset with a loss mask";
+  p.details =
+      "Starts from --init (a checkpoint) or from random weights built from [model] and\n"
+      "--seed. Writes OUT/metrics.jsonl (one line per step) and the checkpoint OUT/final.";
+  p.groups = {Group::Model, Group::Train};
+  p.add_options = [](po::options_description& d) {
+    d.add_options()("data", po::value<std::string>(), "token dataset (HDF5) to train on (required)")(
+        "out", po::value<std::string>(), "run directory for metrics and checkpoints (required)")(
+        "init", po::value<std::string>()->default_value(""),
+        "checkpoint to start from (empty: random init from [model])")(
+        "seed", po::value<uint64_t>()->default_value(1234), "initialisation seed without --init");
+  };
+  p.run = [p](const po::variables_map& vm) {
+    const std::string data_path = required(vm, "data", p);
+    const std::string out = required(vm, "out", p);
+    TrainConfig tc = train_config(vm);
+    Llama model = load_or_init(vm, p);
+    if (tc.seq_len == 0) tc.seq_len = model.cfg.max_seq_len;
+    if (tc.seq_len > model.cfg.max_seq_len)
+      throw UsageError("train.seq_len = " + std::to_string(tc.seq_len) +
+                       " exceeds model.max_seq_len = " + std::to_string(model.cfg.max_seq_len));
+    TokenDataset data = TokenDataset::load(data_path, model.cfg.vocab_size);
+    require(data.size() > 0, data_path, ": the dataset has no records");
+    log0("sft: %zu records from %s, %zu parameters, %lld steps of %d x %d tokens", data.size(),
+         data_path.c_str(), model.layout.total, (long long)tc.steps, tc.batch_size, tc.seq_len);
+    LmObjective objective(model, data, tc.seq_len, tc.shuffle, tc.seed);
+    Trainer trainer(model, tc, out);
+    trainer.state.run_config["phase"] = "sft";
+    trainer.state.run_config["data"] = data_path;
+    trainer.fit(objective);
+    return 0;
+  };
+  return p;
+}
+
+}  // namespace xwin::cli
