@@ -53,6 +53,12 @@ void save_checkpoint(const std::string& dir, const Llama& model, const float* m,
   require(!ec, dir, ": cannot rename the finished checkpoint into place (", ec.message(), ")");
 }
 
+static std::string shape_str(const std::vector<int64_t>& s) {
+  std::string out = "[";
+  for (size_t i = 0; i < s.size(); i++) out += (i ? ", " : "") + std::to_string(s[i]);
+  return out + "]";
+}
+
 static std::string shard_path(const std::string& dir) {
   const fs::path index = fs::path(dir) / "index.json";
   require(fs::exists(index), dir, ": not a checkpoint (no index.json); pass a directory ",
@@ -80,8 +86,9 @@ TrainState load_checkpoint(const std::string& dir, Llama& model, float* m, float
   for (const auto& t : model.layout.tensors) {
     const std::string name = "/params/" + t.name;
     require(f.exists(name), f.path(), ": parameter ", t.name, " is missing");
-    require(f.shape(name) == t.shape, f.path(), ": parameter ", t.name,
-            " has a shape that disagrees with the model config");
+    require(f.shape(name) == t.shape, f.path(), ": parameter ", t.name, " has shape ",
+            shape_str(f.shape(name)), " but the model config needs ", shape_str(t.shape),
+            "; the file is damaged or was edited by hand");
     f.read(name, model.params.data() + t.offset, t.numel);
     if (m && f.exists("/optim/m/" + t.name)) f.read("/optim/m/" + t.name, m + t.offset, t.numel);
     if (v && f.exists("/optim/v/" + t.name)) f.read("/optim/v/" + t.name, v + t.offset, t.numel);

@@ -153,10 +153,12 @@ static void write_attr(hid_t file, const std::string& path, const std::string& o
 }
 
 void File::set_attr(const std::string& obj, const std::string& key, const std::string& value) {
+  // Variable-length UTF-8, which h5py reads back as str.
   Id type(H5Tcopy(H5T_C_S1));
-  H5Tset_size(type, value.empty() ? 1 : value.size());
+  H5Tset_size(type, H5T_VARIABLE);
   H5Tset_cset(type, H5T_CSET_UTF8);
-  write_attr(file_, path_, obj, key, type, value.empty() ? "" : value.data());
+  const char* p = value.c_str();
+  write_attr(file_, path_, obj, key, type, &p);
 }
 void File::set_attr(const std::string& obj, const std::string& key, int64_t value) {
   write_attr(file_, path_, obj, key, H5T_NATIVE_INT64, &value);

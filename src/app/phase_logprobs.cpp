@@ -45,6 +45,7 @@ Phase phase_logprobs() {
     std::vector<double> sum_logp(n);
     LmBatch batch;
     Timer timer;
+    int progress_lines = 1;
     std::vector<float> lp;
     for (size_t r0 = 0; r0 < n; r0 += bs) {
       std::vector<size_t> recs;
@@ -67,8 +68,11 @@ Phase phase_logprobs() {
         }
         offsets.push_back((int64_t)logprobs.size());
       }
-      log0("logprobs: %zu/%zu records (%.1f records/s)", std::min(n, r0 + bs), n,
-           std::min(n, r0 + bs) / timer.seconds());
+      if (timer.seconds() > 10 * (double)progress_lines) {
+        progress_lines++;
+        log0("logprobs: %zu/%zu records (%.1f records/s)", std::min(n, r0 + bs), n,
+             std::min(n, r0 + bs) / timer.seconds());
+      }
     }
     if (log_rank() == 0) {
       const std::string tmp = out + ".tmp";
@@ -86,7 +90,11 @@ Phase phase_logprobs() {
         f.set_attr("/", "xwin_version", std::string(XWIN_VERSION " (" XWIN_GIT_REV ")"));
       }
       require(std::rename(tmp.c_str(), out.c_str()) == 0, out, ": cannot rename into place");
-      log0("logprobs: wrote %s", out.c_str());
+      double sum = 0;
+      int64_t cnt = 0;
+      for (size_t r = 0; r < n; r++) sum += sum_logp[r], cnt += n_scored[r];
+      log0("logprobs: %zu records, mean -log p over %lld scored tokens = %.4f -> %s", n,
+           (long long)cnt, cnt ? -sum / (double)cnt : 0.0, out.c_str());
     }
     return 0;
   };
