@@ -5,6 +5,8 @@
 // dW += dlogits^T x (two more sgemms). Row losses are summed in order for determinism.
 #include "kernels/cpu/crossentropy.h"
 
+#include "kernels/cpu/vexp.h"
+
 #include <cblas.h>
 
 #include <algorithm>
@@ -39,17 +41,17 @@ double lm_head_ce(const LmHeadCE& a) {
       float* l = logits + (size_t)i * V;
       float mx = l[0];
       for (int v = 1; v < V; v++) mx = std::max(mx, l[v]);
-      float sum = 0.f;
+      double sum = 0.0;
 #pragma omp simd reduction(+ : sum)
-      for (int v = 0; v < V; v++) sum += std::exp(l[v] - mx);
-      const float lse = mx + std::log(sum);
+      for (int v = 0; v < V; v++) sum += exp_nonpos(l[v] - mx);
+      const float lse = mx + (float)std::log(sum);
       const float lp = l[a.targets[n]] - lse;
       const float w = a.weights[n];
       row_loss[r0 + i] = -(double)w * lp;
       if (a.logp) a.logp[n] = lp;
       if (grad) {
 #pragma omp simd
-        for (int v = 0; v < V; v++) l[v] = w * std::exp(l[v] - lse);
+        for (int v = 0; v < V; v++) l[v] = w * exp_nonpos(l[v] - lse);
         l[a.targets[n]] -= w;
       }
     }

@@ -2,8 +2,7 @@
 // dweight is reduced per thread then summed, so the parallel loop has no races.
 #include "kernels/cpu/rmsnorm.h"
 
-#include <omp.h>
-
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -27,13 +26,14 @@ void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* wei
 
 void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const float* inp,
                       const float* weight, const float* rstd, int N, int C) {
-  int nt = omp_get_max_threads();
-  std::vector<float> dw_part((size_t)nt * C, 0.f);
-#pragma omp parallel
-  {
-    float* dw = dw_part.data() + (size_t)omp_get_thread_num() * C;
-#pragma omp for schedule(static)
-    for (int n = 0; n < N; n++) {
+  // dweight partials per fixed block of rows, summed in block order: the result does not depend
+  // on the thread count (bit-exact resume and layout-independent results need that).
+  const int rows = 64, nb = (N + rows - 1) / rows;
+  std::vector<float> dw_part((size_t)nb * C, 0.f);
+#pragma omp parallel for schedule(static)
+  for (int b = 0; b < nb; b++) {
+    float* dw = dw_part.data() + (size_t)b * C;
+    for (int n = b * rows; n < std::min(N, (b + 1) * rows); n++) {
       const float* x = inp + (size_t)n * C;
       const float* dy = dout + (size_t)n * C;
       float* dx = dinp + (size_t)n * C;
@@ -49,8 +49,8 @@ void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const floa
       }
     }
   }
-  for (int t = 0; t < nt; t++) {
-    const float* dw = dw_part.data() + (size_t)t * C;
+  for (int b = 0; b < nb; b++) {
+    const float* dw = dw_part.data() + (size_t)b * C;
     for (int c = 0; c < C; c++) dweight[c] += dw[c];
   }
 }

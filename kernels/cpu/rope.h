@@ -5,7 +5,8 @@
 
 namespace xwin::cpu {
 
-// cos/sin tables of shape [T, HD/2] for positions 0..T-1, computed in double then rounded.
+// cos/sin tables of shape [T, HD/2] for positions 0..T-1. inv_freq is rounded to float as
+// Hugging Face computes it; the angle and its cos/sin are computed in double, then rounded.
 void rope_tables(float* cos, float* sin, int T, int HD, float theta);
 // In place on x[B, T, NH, HD]; row t of the tables is used for position t.
 void rope_forward(float* x, const float* cos, const float* sin, int B, int T, int NH, int HD);
