@@ -1,11 +1,17 @@
-// Checkpoints (DESIGN.md): a directory holding one HDF5 file per (pp, tp) shard and an
-// index.json naming them. Parameters are stored under their HF names and full logical shapes in
-// /params, AdamW moments in /optim/m and /optim/v; the model config and run state are
-// attributes. A checkpoint is written into a temporary directory and renamed into place.
+// Checkpoints (DESIGN.md). A checkpoint is a directory holding one HDF5 file per (pp, tp) shard
+// and an index.json naming the shards and the layout. Each shard stores parameters under their
+// HF names in /params, AdamW moments in /optim/m and /optim/v, each dataset with its logical
+// shape, the shard's slice of it and a CRC-32 of its bytes (zlib's, so Python can check it);
+// the model config, run config, step, tokens seen, data cursor and RNG seed are attributes.
+// A checkpoint is written into DIR.tmp and renamed into place when complete.
+//
+// A run directory keeps its checkpoints as RUN/ckpt/step-NNNNNNNN and a `latest` pointer file,
+// written last; RunCheckpoints handles --save-every, --keep-last and --resume.
 #pragma once
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "model/llama.h"
 
@@ -13,19 +19,44 @@ namespace xwin {
 
 struct TrainState {
   int64_t step = 0;         // optimizer steps taken
-  int64_t tokens_seen = 0;  // loss tokens consumed
+  int64_t tokens_seen = 0;  // loss units (tokens, pairs) consumed
+  int64_t data_cursor = 0;  // next global sample index
+  uint64_t rng_seed = 0;    // counter-based RNG: the seed and the cursor are the whole state
   nlohmann::json run_config = nlohmann::json::object();
 };
 
-// Writes dir atomically. m and v (AdamW moments, layout.total floats each) may be null.
+// Writes dir atomically (single writer). m and v (AdamW moments) may be null.
 void save_checkpoint(const std::string& dir, const Llama& model, const float* m, const float* v,
                      const TrainState& state);
-
 // Reads the model config recorded in a checkpoint.
 ModelConfig checkpoint_config(const std::string& dir);
-// Loads parameters (and moments, when m/v are given and present) into model, checking that
-// every tensor exists with the shape the model expects. Returns the stored state.
+// Loads parameters (and moments, when m/v are given and present) into model, verifying each
+// dataset's shape and checksum; throws naming the file and dataset on the first problem.
 TrainState load_checkpoint(const std::string& dir, Llama& model, float* m = nullptr,
                            float* v = nullptr);
+// Checks every dataset of every shard without loading into a model: "" when sound, else the
+// first problem found (file and dataset named).
+std::string verify_checkpoint(const std::string& dir);
+// Human-readable summary: step, layout, configs, sizes, and checksum status per dataset.
+std::string checkpoint_info(const std::string& dir);
+
+class RunCheckpoints {
+ public:
+  explicit RunCheckpoints(const std::string& run_dir);
+  std::string step_dir(int64_t step) const;
+  // Complete checkpoints (an index.json, not a .tmp), newest first.
+  std::vector<std::string> complete() const;
+  // Saves step_dir(state.step), then points `latest` at it, then deletes all but the newest
+  // keep_last (0 keeps all). Single writer.
+  void save(const Llama& model, const float* m, const float* v, const TrainState& state,
+            int keep_last) const;
+  // The checkpoint to resume from: "none" -> "", a path -> that path (verified; throws if
+  // damaged), "auto" -> the newest sound one (warning about each damaged one skipped), or ""
+  // when there is none.
+  std::string resolve(const std::string& resume) const;
+
+ private:
+  std::string root_;
+};
 
 }  // namespace xwin

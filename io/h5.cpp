@@ -167,6 +167,18 @@ void File::set_attr(const std::string& obj, const std::string& key, double value
   write_attr(file_, path_, obj, key, H5T_NATIVE_DOUBLE, &value);
 }
 
+void File::set_attr(const std::string& obj, const std::string& key,
+                    const std::vector<int64_t>& v) {
+  Id o(H5Oopen(file_, obj.c_str(), H5P_DEFAULT));
+  require(o.get() >= 0, path_, ": object ", obj, " is missing");
+  if (H5Aexists(o, key.c_str()) > 0) H5Adelete(o, key.c_str());
+  hsize_t n = v.size();
+  Id space(n ? H5Screate_simple(1, &n, nullptr) : H5Screate(H5S_NULL));
+  Id attr(H5Acreate2(o, key.c_str(), H5T_NATIVE_INT64, space, H5P_DEFAULT, H5P_DEFAULT));
+  require(attr.get() >= 0 && (n == 0 || H5Awrite(attr, H5T_NATIVE_INT64, v.data()) >= 0), path_,
+          ": cannot write attribute ", key, " on ", obj);
+}
+
 bool File::has_attr(const std::string& obj, const std::string& key) const {
   if (!exists(obj)) return false;
   Id o = open_obj(file_, obj, path_);
@@ -213,6 +225,16 @@ double File::attr_double(const std::string& obj, const std::string& key) const {
   double v = 0;
   require(H5Aread(attr, H5T_NATIVE_DOUBLE, &v) >= 0, path_, ": attribute ", key,
           " is not a number");
+  return v;
+}
+
+std::vector<int64_t> File::attr_ints(const std::string& obj, const std::string& key) const {
+  Id attr = open_attr(file_, path_, obj, key);
+  Id space(H5Aget_space(attr));
+  const hssize_t n = H5Sget_simple_extent_npoints(space);
+  std::vector<int64_t> v(n > 0 ? n : 0);
+  require(v.empty() || H5Aread(attr, H5T_NATIVE_INT64, v.data()) >= 0, path_, ": attribute ",
+          key, " on ", obj, " is not a list of integers");
   return v;
 }
 

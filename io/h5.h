@@ -61,10 +61,12 @@ class File {
   void set_attr(const std::string& obj, const std::string& key, const std::string& value);
   void set_attr(const std::string& obj, const std::string& key, int64_t value);
   void set_attr(const std::string& obj, const std::string& key, double value);
+  void set_attr(const std::string& obj, const std::string& key, const std::vector<int64_t>& v);
   bool has_attr(const std::string& obj, const std::string& key) const;
   std::string attr_string(const std::string& obj, const std::string& key) const;
   int64_t attr_int(const std::string& obj, const std::string& key) const;
   double attr_double(const std::string& obj, const std::string& key) const;
+  std::vector<int64_t> attr_ints(const std::string& obj, const std::string& key) const;
 
   void flush();
 

@@ -6,7 +6,7 @@ apt-get update -q
 apt-get install -y -q --no-install-recommends \
   build-essential cmake pkg-config git ca-certificates \
   libopenmpi-dev openmpi-bin libhdf5-openmpi-dev hdf5-tools \
-  libboost-program-options-dev libcurl4-openssl-dev nlohmann-json3-dev \
+  zlib1g-dev libboost-program-options-dev libcurl4-openssl-dev nlohmann-json3-dev \
   libsentencepiece-dev libopenblas-dev libopenblas-openmp-dev \
   libgtest-dev libgmock-dev googletest libbenchmark-dev \
   python3 python3-torch python3-h5py python3-numpy

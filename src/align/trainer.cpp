@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "core/signals.h"
 #include "core/timer.h"
 #include "kernels/cpu/adamw.h"
 
@@ -53,27 +54,42 @@ double lr_at(const TrainConfig& tc, int64_t s) {
   return tc.min_lr + 0.5 * (tc.lr - tc.min_lr) * (1.0 + std::cos(M_PI * std::min(1.0, progress)));
 }
 
-Trainer::Trainer(Llama& model, const TrainConfig& tc, const std::string& out_dir)
+Trainer::Trainer(Llama& model, const TrainConfig& tc, const std::string& out_dir,
+                 const Grid& grid)
     : m(model.layout.total, 0.f), v(model.layout.total, 0.f), model_(model), tc_(tc),
-      out_dir_(out_dir) {
+      out_dir_(out_dir), grid_(grid) {
   tc_.validate();
+  require(tc_.batch_size % (tc_.micro_batch_size * grid_.dp_size) == 0, "train.batch_size = ",
+          tc_.batch_size, " must be a multiple of train.micro_batch_size x data-parallel ranks = ",
+          tc_.micro_batch_size, " x ", grid_.dp_size);
   state.run_config = tc_.to_json();
+  state.rng_seed = tc_.seed;
 }
 
 StepStats Trainer::step(Objective& obj, int64_t s) {
   StepStats st;
   model_.zero_grad();
-  const int n_micro = tc_.batch_size / tc_.micro_batch_size;
-  std::vector<std::vector<int64_t>> micro(n_micro);
-  for (int i = 0; i < n_micro; i++)
+  // The global batch is samples [s*B, (s+1)*B); data-parallel rank r takes the r-th slice of
+  // its micro-batches. The mean is over the loss units of the whole global batch.
+  const int n_local = tc_.batch_size / tc_.micro_batch_size / grid_.dp_size;
+  std::vector<std::vector<int64_t>> micro(n_local);
+  for (int i = 0; i < n_local; i++)
     for (int j = 0; j < tc_.micro_batch_size; j++)
-      micro[i].push_back(s * tc_.batch_size + (int64_t)i * tc_.micro_batch_size + j);
-  for (const auto& mb : micro) st.loss_units += obj.count(mb);
+      micro[i].push_back(s * tc_.batch_size +
+                         ((int64_t)grid_.dp_rank * n_local + i) * tc_.micro_batch_size + j);
+  int64_t local_units = 0;
+  for (const auto& mb : micro) local_units += obj.count(mb);
+  st.loss_units = allreduce_sum(local_units, grid_.dp);
   const double scale = st.loss_units > 0 ? 1.0 / (double)st.loss_units : 0.0;
+  double local_loss = 0;
+  int64_t local_tokens = 0;
   for (const auto& mb : micro) {
-    st.loss += obj.run(mb, scale);
-    st.tokens += obj.tokens(mb);
+    local_loss += obj.run(mb, scale);
+    local_tokens += obj.tokens(mb);
   }
+  st.loss = allreduce_sum(local_loss, grid_.dp);
+  st.tokens = allreduce_sum(local_tokens, grid_.dp);
+  allreduce_sum(model_.grads.data(), model_.layout.total, grid_.dp);
   require(std::isfinite(st.loss), "loss is ", st.loss, " at step ", s + 1,
           "; lower train.lr or check the data (NaN/Inf stops the run before it corrupts ",
           "the checkpoint)");
@@ -95,14 +111,50 @@ void Trainer::clip_and_update(StepStats& st, int64_t s) {
   }
 }
 
-void Trainer::fit(Objective& obj) {
+void Trainer::resume(const std::string& from) {
+  const nlohmann::json want = state.run_config;
+  state = load_checkpoint(from, model_, m.data(), v.data());
+  for (const char* key : {"batch_size", "seq_len", "seed", "shuffle"})
+    if (state.run_config.contains(key) && state.run_config[key] != want[key])
+      log0("warning: train.%s was %s in %s and is %s now; the data order differs from the "
+           "original run", key, state.run_config[key].dump().c_str(), from.c_str(),
+           want[key].dump().c_str());
+  state.run_config = want;
+  log0("resumed from %s at step %lld", from.c_str(), (long long)state.step);
+}
+
+// metrics.jsonl keeps the lines of steps up to the resumed step; later ones were lost with the
+// interrupted run and are written again.
+void Trainer::truncate_metrics() const {
+  const std::filesystem::path path = std::filesystem::path(out_dir_) / "metrics.jsonl";
+  std::ifstream in(path);
+  std::string kept, line;
+  while (std::getline(in, line)) {
+    try {
+      if (nlohmann::json::parse(line).at("step").get<int64_t>() <= state.step) kept += line + "\n";
+    } catch (const nlohmann::json::exception&) {
+      break;  // a torn last line from a killed run
+    }
+  }
+  in.close();
+  std::ofstream out(path.string() + ".tmp", std::ios::trunc);
+  out << kept;
+  out.close();
+  std::filesystem::rename(path.string() + ".tmp", path);
+}
+
+void Trainer::fit(Objective& obj, const CheckpointOptions& ckpt) {
   std::filesystem::create_directories(out_dir_);
+  RunCheckpoints ckpts(out_dir_);
+  const std::string from = ckpts.resolve(ckpt.resume);
+  if (!from.empty()) resume(from);
   std::ofstream metrics;
-  if (log_rank() == 0) {
-    metrics.open(std::filesystem::path(out_dir_) / "metrics.jsonl",
-                 state.step == 0 ? std::ios::trunc : std::ios::app);
+  if (grid_.rank == 0) {
+    truncate_metrics();
+    metrics.open(std::filesystem::path(out_dir_) / "metrics.jsonl", std::ios::app);
     require(metrics.good(), out_dir_, "/metrics.jsonl: cannot open for writing");
   }
+  install_preemption_handlers();
   Timer total;
   const int64_t first = state.step;
   for (int64_t s = state.step; s < tc_.steps; s++) {
@@ -111,7 +163,8 @@ void Trainer::fit(Objective& obj) {
     const double dt = t.seconds();
     state.step = s + 1;
     state.tokens_seen += st.loss_units;
-    if (log_rank() == 0) {
+    state.data_cursor = (s + 1) * tc_.batch_size;
+    if (grid_.rank == 0) {
       nlohmann::json j = {{"step", s + 1},         {"loss", st.loss},
                           {"grad_norm", st.grad_norm}, {"lr", st.lr},
                           {"tokens", st.tokens},   {"seconds", dt}};
@@ -123,12 +176,26 @@ void Trainer::fit(Objective& obj) {
            (long long)(s + 1), (long long)tc_.steps, st.loss, st.grad_norm, st.lr,
            st.tokens / dt, format_duration(per_step * (double)(tc_.steps - s - 1)).c_str());
     }
+    const bool preempt = allreduce_max(preemption_requested() ? 1 : 0, grid_.world) != 0;
+    if (preempt || (ckpt.save_every > 0 && (s + 1) % ckpt.save_every == 0)) {
+      if (grid_.rank == 0) {
+        ckpts.save(model_, m.data(), v.data(), state, ckpt.keep_last);
+        log0("saved %s", ckpts.step_dir(state.step).c_str());
+      }
+      MPI_Barrier(grid_.world);
+    }
+    if (preempt) {
+      log0("preempted: checkpoint of step %lld saved; exiting with code %d so the job can "
+           "requeue and resume", (long long)state.step, kExitPreempted);
+      throw Preempted{(long long)state.step};
+    }
   }
-  if (log_rank() == 0) {
+  if (grid_.rank == 0) {
     const std::string final_dir = (std::filesystem::path(out_dir_) / "final").string();
     save_checkpoint(final_dir, model_, m.data(), v.data(), state);
     log0("saved %s (step %lld)", final_dir.c_str(), (long long)state.step);
   }
+  MPI_Barrier(grid_.world);
 }
 
 }  // namespace xwin

@@ -10,6 +10,7 @@
 
 #include "io/checkpoint.h"
 #include "model/llama.h"
+#include "parallel/grid.h"
 
 namespace xwin {
 
@@ -46,6 +47,13 @@ class Objective {
   virtual int64_t tokens(const std::vector<int64_t>& samples) = 0;
 };
 
+// --save-every, --keep-last, --resume (see io/checkpoint.h).
+struct CheckpointOptions {
+  int64_t save_every = 0;      // 0: only the final checkpoint
+  int keep_last = 0;           // 0: keep every step checkpoint
+  std::string resume = "auto";  // auto | none | PATH
+};
+
 struct StepStats {
   double loss = 0, grad_norm = 0, lr = 0;
   int64_t tokens = 0, loss_units = 0;
@@ -53,9 +61,11 @@ struct StepStats {
 
 class Trainer {
  public:
-  Trainer(Llama& model, const TrainConfig& tc, const std::string& out_dir);
-  // Runs steps [state.step, tc.steps) and writes out_dir/final.
-  void fit(Objective& obj);
+  Trainer(Llama& model, const TrainConfig& tc, const std::string& out_dir,
+          const Grid& grid = Grid::from_world());
+  // Resumes as ckpt.resume says, runs steps [state.step, tc.steps) with step checkpoints in
+  // out_dir/ckpt, and writes out_dir/final. On SIGUSR1/SIGTERM: checkpoint, throw Preempted.
+  void fit(Objective& obj, const CheckpointOptions& ckpt = {});
   StepStats step(Objective& obj, int64_t step_index);
 
   TrainState state;
@@ -65,7 +75,10 @@ class Trainer {
   Llama& model_;
   TrainConfig tc_;
   std::string out_dir_;
+  Grid grid_;
   void clip_and_update(StepStats& s, int64_t step_index);
+  void resume(const std::string& from);
+  void truncate_metrics() const;
 };
 
 }  // namespace xwin

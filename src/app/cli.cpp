@@ -17,11 +17,13 @@ cli::Phase phase_logprobs();
 cli::Phase phase_dump();
 cli::Phase phase_data_tokens();
 cli::Phase phase_data_synth();
+cli::Phase phase_ckpt_info();
 
 const std::vector<Phase>& phases() {
   static const std::vector<Phase> all = {phase_init(),     phase_sft(),
                                          phase_logprobs(), phase_dump(),
-                                         phase_data_tokens(), phase_data_synth()};
+                                         phase_data_tokens(), phase_data_synth(),
+                                         phase_ckpt_info()};
   return all;
 }
 
@@ -200,6 +202,11 @@ const Phase* parse(int argc, char** argv, po::variables_map& vm) {
     throw UsageError("unknown phase '" + args[0] + "'; phases are: " + names);
   }
   args.erase(args.begin(), args.begin() + used);
+  // --save-every and --save_every are the same option: dashes in names become underscores.
+  for (std::string& a : args)
+    if (a.rfind("--", 0) == 0)
+      for (size_t i = 2; i < a.size() && a[i] != '='; i++)
+        if (a[i] == '-') a[i] = '_';
 
   po::options_description general("General");
   general.add_options()("help,h", "show this help")(
@@ -209,7 +216,9 @@ const Phase* parse(int argc, char** argv, po::variables_map& vm) {
   all.add(general).add(desc);
 
   try {
-    po::store(po::command_line_parser(args).options(all).run(), vm);
+    po::positional_options_description pos;
+    if (!phase->positional.empty()) pos.add(phase->positional.c_str(), 1);
+    po::store(po::command_line_parser(args).options(all).positional(pos).run(), vm);
     if (vm.count("help")) {
       if (log_rank() == 0) {
         std::cout << "xwin " << phase->name << ": " << phase->summary << "\n\n";
@@ -287,6 +296,27 @@ TrainConfig train_config(const po::variables_map& vm) {
     throw UsageError(e.what());
   }
   return t;
+}
+
+void add_checkpoint_options(po::options_description& d) {
+  d.add_options()("save_every", po::value<int64_t>()->default_value(0),
+                  "write a checkpoint to OUT/ckpt/step-N every N steps (0: only OUT/final)")(
+      "keep_last", po::value<int>()->default_value(0),
+      "keep only the newest K step checkpoints, deleting older ones after the new one is "
+      "complete (0: keep all)")(
+      "resume", po::value<std::string>()->default_value("auto"),
+      "auto: continue from the newest sound checkpoint in OUT/ckpt (skipping damaged ones), "
+      "if any; none: start over; or a checkpoint directory");
+}
+
+CheckpointOptions checkpoint_options(const po::variables_map& vm) {
+  CheckpointOptions o;
+  o.save_every = vm["save_every"].as<int64_t>();
+  o.keep_last = vm["keep_last"].as<int>();
+  o.resume = vm["resume"].as<std::string>();
+  if (o.save_every < 0 || o.keep_last < 0)
+    throw UsageError("--save_every and --keep_last must be >= 0");
+  return o;
 }
 
 std::string required(const po::variables_map& vm, const std::string& key, const Phase& phase) {

@@ -23,6 +23,7 @@ struct Phase {
   std::string summary;  // one line for `xwin --help`
   std::string details;  // paragraph for `xwin <phase> --help`
   std::vector<Group> groups;
+  std::string positional;  // option that a bare argument fills (e.g. `xwin ckpt info PATH`)
   std::function<void(po::options_description&)> add_options;
   std::function<int(const po::variables_map&)> run;
 };
@@ -44,6 +45,10 @@ ModelConfig model_config(const po::variables_map& vm);
 // True when any model.* key was set explicitly (command line or deck).
 bool model_config_given(const po::variables_map& vm);
 TrainConfig train_config(const po::variables_map& vm);
+
+// --save_every, --keep_last, --resume, for every training phase.
+void add_checkpoint_options(po::options_description& d);
+CheckpointOptions checkpoint_options(const po::variables_map& vm);
 
 // A required string option: a clear error naming the option when it is missing.
 std::string required(const po::variables_map& vm, const std::string& key, const Phase& phase);

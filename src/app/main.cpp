@@ -8,6 +8,7 @@
 #include "app/cli.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/signals.h"
 
 int main(int argc, char** argv) {
   MPI_Init(&argc, &argv);
@@ -20,6 +21,8 @@ int main(int argc, char** argv) {
     boost::program_options::variables_map vm;
     const xwin::cli::Phase* phase = xwin::cli::parse(argc, argv, vm);
     if (phase) code = phase->run(vm);
+  } catch (const xwin::Preempted&) {
+    code = xwin::kExitPreempted;
   } catch (const xwin::cli::UsageError& e) {
     if (rank == 0) std::fprintf(stderr, "xwin: error: %s\n", e.what());
     code = 2;

@@ -22,6 +22,7 @@ Phase phase_sft() {
         "init", po::value<std::string>()->default_value(""),
         "checkpoint to start from (empty: random init from [model])")(
         "seed", po::value<uint64_t>()->default_value(1234), "initialisation seed without --init");
+    add_checkpoint_options(d);
   };
   p.run = [p](const po::variables_map& vm) {
     const std::string data_path = required(vm, "data", p);
@@ -40,7 +41,7 @@ Phase phase_sft() {
     Trainer trainer(model, tc, out);
     trainer.state.run_config["phase"] = "sft";
     trainer.state.run_config["data"] = data_path;
-    trainer.fit(objective);
+    trainer.fit(objective, checkpoint_options(vm));
     return 0;
   };
   return p;
