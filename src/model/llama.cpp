@@ -7,6 +7,7 @@
 #include "core/rng.h"
 #include "kernels/cpu/adamw.h"
 #include "kernels/cpu/attention.h"
+#include "kernels/cpu/attention_cache.h"
 #include "kernels/cpu/crossentropy.h"
 #include "kernels/cpu/embedding.h"
 #include "kernels/cpu/matmul.h"
@@ -69,12 +70,16 @@ void Llama::reserve(int B, int T) {
     grow(ce_scratch_, (size_t)ce_chunk_ * cfg.vocab_size);
     cap_tokens_ = (int)N;
   }
-  if (T > cap_T_) {
-    rope_cos_.assign((size_t)T * HD / 2, 0.f);
-    rope_sin_.assign((size_t)T * HD / 2, 0.f);
-    rope_tables(rope_cos_.data(), rope_sin_.data(), T, HD, cfg.rope_theta);
-    cap_T_ = T;
-  }
+  ensure_rope(T);
+}
+
+void Llama::ensure_rope(int T) {
+  if (T <= cap_T_) return;
+  const int HD = cfg.head_dim();
+  rope_cos_.assign((size_t)T * HD / 2, 0.f);
+  rope_sin_.assign((size_t)T * HD / 2, 0.f);
+  rope_tables(rope_cos_.data(), rope_sin_.data(), T, HD, cfg.rope_theta);
+  cap_T_ = T;
 }
 
 const float* Llama::lm_weight() const {
@@ -198,6 +203,68 @@ void Llama::backward(const int32_t* tokens) {
                      a.rstd1.data(), N, C);
   }
   embedding_backward(grad("model.embed_tokens.weight"), dresid_.data(), tokens, N, C);
+}
+
+KvCache Llama::make_cache(int slots, int Tmax) const {
+  require(Tmax <= cfg.max_seq_len, "KV cache of ", Tmax, " positions exceeds model.max_seq_len = ",
+          cfg.max_seq_len, "; lower the prompt length or max new tokens");
+  KvCache c;
+  c.slots = slots, c.Tmax = Tmax;
+  const size_t n = (size_t)slots * Tmax * cfg.n_kv_heads * cfg.head_dim();
+  c.k.assign(cfg.n_layers, std::vector<float>(n, 0.f));
+  c.v.assign(cfg.n_layers, std::vector<float>(n, 0.f));
+  return c;
+}
+
+void Llama::forward_cached(const int32_t* tokens, int R, int n, const int* slot, const int* pos,
+                           KvCache& cache, float* logits_out) {
+  const int N = R * n, C = cfg.d_model, F = cfg.d_ff, HD = cfg.head_dim();
+  const int NH = cfg.n_heads, NKV = cfg.n_kv_heads, QD = NH * HD, KD = NKV * HD;
+  for (int r = 0; r < R; r++)
+    require(slot[r] >= 0 && slot[r] < cache.slots && pos[r] >= 0 && pos[r] + n <= cache.Tmax,
+            "KV cache overflow: row ", r, " needs positions up to ", pos[r] + n, " of slot ",
+            slot[r], " but the cache holds ", cache.Tmax, " positions in ", cache.slots, " slots");
+  for (int i = 0; i < N; i++)
+    require(tokens[i] >= 0 && tokens[i] < cfg.vocab_size, "token id ", tokens[i],
+            " is outside the vocabulary [0, ", cfg.vocab_size, ")");
+  ensure_rope(cache.Tmax);
+  std::vector<float> x((size_t)N * C), ln((size_t)N * C), mid((size_t)N * C);
+  std::vector<float> q((size_t)N * QD), k((size_t)N * KD), v((size_t)N * KD), att((size_t)N * QD);
+  std::vector<float> gate((size_t)N * F), up((size_t)N * F), act((size_t)N * F), rstd(N);
+  embedding_forward(x.data(), tokens, param("model.embed_tokens.weight"), N, C);
+  for (int l = 0; l < cfg.n_layers; l++) {
+    rmsnorm_forward(ln.data(), rstd.data(), x.data(),
+                    param(layer_name(l, "input_layernorm.weight")), N, C, cfg.norm_eps);
+    matmul_forward(q.data(), ln.data(), param(layer_name(l, "self_attn.q_proj.weight")), N, C, QD);
+    matmul_forward(k.data(), ln.data(), param(layer_name(l, "self_attn.k_proj.weight")), N, C, KD);
+    matmul_forward(v.data(), ln.data(), param(layer_name(l, "self_attn.v_proj.weight")), N, C, KD);
+    rope_forward_at(q.data(), rope_cos_.data(), rope_sin_.data(), pos, R, n, NH, HD);
+    rope_forward_at(k.data(), rope_cos_.data(), rope_sin_.data(), pos, R, n, NKV, HD);
+    for (int r = 0; r < R; r++) {
+      const size_t dst = ((size_t)slot[r] * cache.Tmax + pos[r]) * KD, src = (size_t)r * n * KD;
+      std::copy_n(&k[src], (size_t)n * KD, &cache.k[l][dst]);
+      std::copy_n(&v[src], (size_t)n * KD, &cache.v[l][dst]);
+    }
+    attention_cached(att.data(), q.data(), cache.k[l].data(), cache.v[l].data(), slot, pos, R, n,
+                     NH, NKV, HD, cache.Tmax);
+    matmul_forward(mid.data(), att.data(), param(layer_name(l, "self_attn.o_proj.weight")), N, QD,
+                   C);
+    add_inplace(mid.data(), x.data(), (size_t)N * C);
+    rmsnorm_forward(ln.data(), rstd.data(), mid.data(),
+                    param(layer_name(l, "post_attention_layernorm.weight")), N, C, cfg.norm_eps);
+    matmul_forward(gate.data(), ln.data(), param(layer_name(l, "mlp.gate_proj.weight")), N, C, F);
+    matmul_forward(up.data(), ln.data(), param(layer_name(l, "mlp.up_proj.weight")), N, C, F);
+    swiglu_forward(act.data(), gate.data(), up.data(), (size_t)N * F);
+    matmul_forward(x.data(), act.data(), param(layer_name(l, "mlp.down_proj.weight")), N, F, C);
+    add_inplace(x.data(), mid.data(), (size_t)N * C);
+  }
+  // Only each row's last new token needs logits.
+  std::vector<float> last((size_t)R * C), normed((size_t)R * C);
+  for (int r = 0; r < R; r++)
+    std::copy_n(&x[((size_t)r * n + n - 1) * C], C, &last[(size_t)r * C]);
+  rmsnorm_forward(normed.data(), rstd.data(), last.data(), param("model.norm.weight"), R, C,
+                  cfg.norm_eps);
+  matmul_forward(logits_out, normed.data(), lm_weight(), R, C, cfg.vocab_size);
 }
 
 }  // namespace xwin

@@ -16,6 +16,13 @@
 
 namespace xwin {
 
+// Keys and values of past tokens for incremental decoding: `slots` independent sequences of up
+// to Tmax tokens; per layer [slots, Tmax, n_kv_heads, head_dim] for k and for v.
+struct KvCache {
+  int slots = 0, Tmax = 0;
+  std::vector<std::vector<float>> k, v;
+};
+
 class Llama {
  public:
   explicit Llama(const ModelConfig& cfg);
@@ -55,6 +62,14 @@ class Llama {
   // Backward from dhidden() to the embedding; accumulates (+=) into grads.
   void backward(const int32_t* tokens);
 
+  // Incremental decoding. forward_cached runs n new tokens for each of R rows: row r's tokens
+  // tokens[r*n .. r*n+n) sit at positions pos[r] .. pos[r]+n-1 of cache slot slot[r] (n > 1 is
+  // a prefill); their keys/values are appended to the cache and the logits of each row's last
+  // new token are written to logits [R, vocab]. Same math as forward() + logits().
+  KvCache make_cache(int slots, int Tmax) const;
+  void forward_cached(const int32_t* tokens, int R, int n, const int* slot, const int* pos,
+                      KvCache& cache, float* logits);
+
  private:
   struct LayerActs {
     std::vector<float> resid_in, ln1, rstd1, q, k, v, att, lse, resid_mid, ln2, rstd2, gate, up,
@@ -69,6 +84,7 @@ class Llama {
   int ce_chunk_ = 0;
 
   const float* lm_weight() const;
+  void ensure_rope(int T);
   float* lm_weight_grad();
 };
 
