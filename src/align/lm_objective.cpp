@@ -2,9 +2,8 @@
 
 namespace xwin {
 
-LmObjective::LmObjective(Llama& model, const TokenDataset& data, int seq_len, bool shuffle,
-                         uint64_t seed)
-    : model_(model), data_(data), T_(seq_len), order_(data.size(), shuffle, seed) {}
+LmObjective::LmObjective(const TokenDataset& data, int seq_len, bool shuffle, uint64_t seed)
+    : data_(data), T_(seq_len), order_(data.size(), shuffle, seed) {}
 
 const LmBatch& LmObjective::build(const std::vector<int64_t>& samples) {
   if (samples != built_for_) {
@@ -20,19 +19,19 @@ int64_t LmObjective::count(const std::vector<int64_t>& samples) {
   return build(samples).n_loss_tokens;
 }
 
-int64_t LmObjective::tokens(const std::vector<int64_t>& samples) {
+void LmObjective::inputs(const std::vector<int64_t>& samples, std::vector<int32_t>& tokens,
+                         int& B, int& T) {
   const LmBatch& b = build(samples);
-  return (int64_t)b.B * b.T;
+  tokens = b.tokens;
+  B = b.B, T = b.T;
 }
 
-double LmObjective::run(const std::vector<int64_t>& samples, double scale) {
-  build(samples);
-  std::vector<float> w(batch_.weights);
+double LmObjective::head(Llama& model, const std::vector<int64_t>& samples, double scale,
+                         bool grad) {
+  const LmBatch& b = build(samples);
+  std::vector<float> w(b.weights);
   for (float& x : w) x *= (float)scale;
-  model_.forward(batch_.tokens.data(), batch_.B, batch_.T);
-  double loss = model_.lm_loss(batch_.targets.data(), w.data(), true, nullptr);
-  model_.backward(batch_.tokens.data());
-  return loss;
+  return model.lm_loss(b.targets.data(), w.data(), grad, nullptr);
 }
 
 }  // namespace xwin

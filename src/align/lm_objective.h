@@ -8,13 +8,14 @@ namespace xwin {
 
 class LmObjective : public Objective {
  public:
-  LmObjective(Llama& model, const TokenDataset& data, int seq_len, bool shuffle, uint64_t seed);
+  LmObjective(const TokenDataset& data, int seq_len, bool shuffle, uint64_t seed);
   int64_t count(const std::vector<int64_t>& samples) override;
-  double run(const std::vector<int64_t>& samples, double scale) override;
-  int64_t tokens(const std::vector<int64_t>& samples) override;
+  void inputs(const std::vector<int64_t>& samples, std::vector<int32_t>& tokens, int& B,
+              int& T) override;
+  double head(Llama& model, const std::vector<int64_t>& samples, double scale,
+              bool grad) override;
 
  private:
-  Llama& model_;
   const TokenDataset& data_;
   int T_;
   DataOrder order_;

@@ -83,9 +83,14 @@ StepStats Trainer::step(Objective& obj, int64_t s) {
   const double scale = st.loss_units > 0 ? 1.0 / (double)st.loss_units : 0.0;
   double local_loss = 0;
   int64_t local_tokens = 0;
+  std::vector<int32_t> tokens;
   for (const auto& mb : micro) {
-    local_loss += obj.run(mb, scale);
-    local_tokens += obj.tokens(mb);
+    int B = 0, T = 0;
+    obj.inputs(mb, tokens, B, T);
+    model_.forward(tokens.data(), B, T);
+    local_loss += obj.head(model_, mb, scale, true);
+    model_.backward(tokens.data());
+    local_tokens += (int64_t)B * T;
   }
   st.loss = allreduce_sum(local_loss, grid_.dp);
   st.tokens = allreduce_sum(local_tokens, grid_.dp);

@@ -34,17 +34,23 @@ struct TrainConfig {
 // then cosine decay to min_lr at the last step.
 double lr_at(const TrainConfig& tc, int64_t step);
 
-// What a phase optimises. Samples are global sample indices.
+// What a phase optimises, split so that the trainer (and, under pipeline parallelism, its
+// schedule) owns the model's forward and backward passes: the objective says which token rows
+// a set of samples becomes, and what loss the head computes on their final hidden states.
+// Samples are global sample indices.
 class Objective {
  public:
   virtual ~Objective() = default;
   // Number of loss units (tokens, pairs) in these samples: the normaliser of the step's mean.
   virtual int64_t count(const std::vector<int64_t>& samples) = 0;
-  // Forward + backward on these samples with every unit weighted by `scale` (1 / total count
-  // of the step); accumulates gradients and returns the weighted loss.
-  virtual double run(const std::vector<int64_t>& samples, double scale) = 0;
-  // Tokens processed by these samples (for the tokens/s figure).
-  virtual int64_t tokens(const std::vector<int64_t>& samples) = 0;
+  // The token rows [B, T] these samples feed to the model.
+  virtual void inputs(const std::vector<int64_t>& samples, std::vector<int32_t>& tokens, int& B,
+                      int& T) = 0;
+  // The loss on the model's last forward of inputs(samples), every unit weighted by `scale`.
+  // With grad, writes model.dhidden() (and head gradients, e.g. LM or value head) so that
+  // model.backward() completes the gradient.
+  virtual double head(Llama& model, const std::vector<int64_t>& samples, double scale,
+                      bool grad) = 0;
 };
 
 // --save-every, --keep-last, --resume (see io/checkpoint.h).

@@ -5,6 +5,8 @@
 #include "app/model_source.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "io/datasets.h"
+#include "io/tokenizer.h"
 
 namespace xwin::cli {
 
@@ -15,7 +17,7 @@ Phase phase_sft() {
   p.details =
       "Starts from --init (a checkpoint) or from random weights built from [model] and\n"
       "--seed. Writes OUT/metrics.jsonl (one line per step) and the checkpoint OUT/final.";
-  p.groups = {Group::Model, Group::Train};
+  p.groups = {Group::Model, Group::Train, Group::Tokenizer};
   p.add_options = [](po::options_description& d) {
     d.add_options()("data", po::value<std::string>(), "token dataset (HDF5) to train on (required)")(
         "out", po::value<std::string>(), "run directory for metrics and checkpoints (required)")(
@@ -33,11 +35,14 @@ Phase phase_sft() {
     if (tc.seq_len > model.cfg.max_seq_len)
       throw UsageError("train.seq_len = " + std::to_string(tc.seq_len) +
                        " exceeds model.max_seq_len = " + std::to_string(model.cfg.max_seq_len));
+    // Ids from another tokenizer would train silently on the wrong text.
+    if (const std::string tok = vm["tokenizer.model"].as<std::string>(); !tok.empty())
+      DatasetInfo::read(data_path).check_tokenizer(data_path, file_hash(tok), tok);
     TokenDataset data = TokenDataset::load(data_path, model.cfg.vocab_size);
     require(data.size() > 0, data_path, ": the dataset has no records");
     log0("sft: %zu records from %s, %zu parameters, %lld steps of %d x %d tokens", data.size(),
          data_path.c_str(), model.layout.total, (long long)tc.steps, tc.batch_size, tc.seq_len);
-    LmObjective objective(model, data, tc.seq_len, tc.shuffle, tc.seed);
+    LmObjective objective(data, tc.seq_len, tc.shuffle, tc.seed);
     Trainer trainer(model, tc, out);
     trainer.state.run_config["phase"] = "sft";
     trainer.state.run_config["data"] = data_path;

@@ -81,8 +81,14 @@ class PlantedGradient : public Objective {
  public:
   explicit PlantedGradient(Llama& m) : m_(m) {}
   int64_t count(const std::vector<int64_t>&) override { return 1; }
-  int64_t tokens(const std::vector<int64_t>&) override { return 1; }
-  double run(const std::vector<int64_t>&, double) override {
+  void inputs(const std::vector<int64_t>&, std::vector<int32_t>& tokens, int& B,
+              int& T) override {
+    tokens.assign(4, 1);
+    B = 1, T = 4;
+  }
+  // Plants the gradient and leaves dhidden zero, so backward() adds nothing to it.
+  double head(Llama& model, const std::vector<int64_t>&, double, bool) override {
+    std::fill_n(model.dhidden(), 4 * model.cfg.d_model, 0.f);
     for (size_t i = 0; i < m_.grads.size(); i++) m_.grads[i] += 0.5f * std::sin(0.1 * i + 1);
     return 1.0;
   }
