@@ -187,7 +187,7 @@ void Trainer::fit(Objective& obj, const CheckpointOptions& ckpt) {
         ckpts.save(model_, m.data(), v.data(), state, ckpt.keep_last);
         log0("saved %s", ckpts.step_dir(state.step).c_str());
       }
-      MPI_Barrier(grid_.world);
+      barrier(grid_.world);
     }
     if (preempt) {
       log0("preempted: checkpoint of step %lld saved; exiting with code %d so the job can "
@@ -200,7 +200,7 @@ void Trainer::fit(Objective& obj, const CheckpointOptions& ckpt) {
     save_checkpoint(final_dir, model_, m.data(), v.data(), state);
     log0("saved %s (step %lld)", final_dir.c_str(), (long long)state.step);
   }
-  MPI_Barrier(grid_.world);
+  barrier(grid_.world);
 }
 
 }  // namespace xwin

@@ -6,6 +6,10 @@ namespace xwin {
 
 Grid Grid::from_world() {
   Grid g;
+  int initialised = 0;
+  MPI_Initialized(&initialised);
+  if (!initialised) return g;
+  g.world = g.dp = MPI_COMM_WORLD;
   MPI_Comm_rank(MPI_COMM_WORLD, &g.rank);
   MPI_Comm_size(MPI_COMM_WORLD, &g.size);
   g.dp_rank = g.rank;
@@ -14,6 +18,7 @@ Grid Grid::from_world() {
 }
 
 void allreduce_sum(float* x, size_t n, MPI_Comm comm) {
+  if (comm == MPI_COMM_NULL) return;
   int size = 1;
   MPI_Comm_size(comm, &size);
   if (size == 1) return;
@@ -26,21 +31,28 @@ void allreduce_sum(float* x, size_t n, MPI_Comm comm) {
 }
 
 double allreduce_sum(double x, MPI_Comm comm) {
+  if (comm == MPI_COMM_NULL) return x;
   double out = x;
   MPI_Allreduce(&x, &out, 1, MPI_DOUBLE, MPI_SUM, comm);
   return out;
 }
 
 int64_t allreduce_sum(int64_t x, MPI_Comm comm) {
+  if (comm == MPI_COMM_NULL) return x;
   int64_t out = x;
   MPI_Allreduce(&x, &out, 1, MPI_INT64_T, MPI_SUM, comm);
   return out;
 }
 
 int allreduce_max(int x, MPI_Comm comm) {
+  if (comm == MPI_COMM_NULL) return x;
   int out = x;
   MPI_Allreduce(&x, &out, 1, MPI_INT, MPI_MAX, comm);
   return out;
+}
+
+void barrier(MPI_Comm comm) {
+  if (comm != MPI_COMM_NULL) MPI_Barrier(comm);
 }
 
 }  // namespace xwin
