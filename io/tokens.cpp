@@ -16,6 +16,13 @@ void TokenDataset::append(const std::vector<int32_t>& toks, const std::vector<ui
 
 TokenDataset TokenDataset::load(const std::string& path, int vocab_size) {
   h5::File f(path, 'r');
+  // Conversations (xwin.sft) and raw token lists (xwin.tokens) train alike; other datasets not.
+  if (f.has_attr("/", "schema")) {
+    const std::string schema = f.attr_string("/", "schema");
+    require(schema == "xwin.tokens" || schema == "xwin.sft", path, ": this is an ", schema,
+            " dataset, but a token dataset (xwin.sft or xwin.tokens) is needed here; make one ",
+            "with `xwin data sft`");
+  }
   TokenDataset d;
   d.tokens = f.read_all<int32_t>("/tokens");
   d.offsets = f.read_all<int64_t>("/offsets");

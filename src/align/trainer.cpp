@@ -175,6 +175,11 @@ void Trainer::fit(Objective& obj, const CheckpointOptions& ckpt) {
                           {"tokens", st.tokens},   {"seconds", dt}};
       metrics << j.dump() << "\n" << std::flush;
     }
+    if (evaluate && eval_every > 0 && ((s + 1) % eval_every == 0 || s + 1 == tc_.steps)) {
+      const nlohmann::json e = evaluate();
+      if (grid_.rank == 0) metrics << nlohmann::json{{"step", s + 1}, {"eval", e}}.dump() << "\n";
+      log0("eval @ step %lld: %s", (long long)(s + 1), e.dump().c_str());
+    }
     if ((s + 1) % tc_.log_every == 0 || s + 1 == tc_.steps) {
       const double per_step = total.seconds() / (double)(s + 1 - first);
       log0("step %6lld/%lld | loss %.6f | grad norm %.4f | lr %.3e | %.0f tok/s | ETA %s",

@@ -3,6 +3,7 @@
 // metrics.jsonl file, and the final checkpoint. A phase supplies only its Objective.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -76,6 +77,10 @@ class Trainer {
 
   TrainState state;
   std::vector<float> m, v;
+  // Held-out evaluation every eval_every steps (and after the last): its JSON result goes to
+  // the log and to metrics.jsonl as {"step": s, "eval": {...}}. Called on every rank.
+  std::function<nlohmann::json()> evaluate;
+  int64_t eval_every = 0;
 
  private:
   Llama& model_;

@@ -5,6 +5,7 @@
 #include <iostream>
 #include <map>
 
+#include "app/text_options.h"
 #include "core/log.h"
 #include "core/version.h"
 
@@ -18,17 +19,49 @@ cli::Phase phase_dump();
 cli::Phase phase_data_tokens();
 cli::Phase phase_data_synth();
 cli::Phase phase_ckpt_info();
+cli::Phase phase_rm();
+cli::Phase phase_sample();
+cli::Phase phase_rs();
+cli::Phase phase_dpo();
+cli::Phase phase_tokenizer_train();
+cli::Phase phase_tokenizer_encode();
+cli::Phase phase_tokenizer_decode();
+cli::Phase phase_data_sft();
+cli::Phase phase_data_pairs();
+cli::Phase phase_data_prompts();
+cli::Phase phase_data_xwin_set();
+cli::Phase phase_data_export();
+cli::Phase phase_import();
+cli::Phase phase_export();
 
 const std::vector<Phase>& phases() {
   static const std::vector<Phase> all = {phase_init(),     phase_sft(),
                                          phase_logprobs(), phase_dump(),
                                          phase_data_tokens(), phase_data_synth(),
-                                         phase_ckpt_info()};
+                                         phase_rm(), phase_sample(), phase_rs(), phase_dpo(),
+                                         phase_import(), phase_export(), phase_ckpt_info(),
+                                         phase_tokenizer_train(), phase_tokenizer_encode(),
+                                         phase_tokenizer_decode(), phase_data_sft(),
+                                         phase_data_pairs(), phase_data_prompts(),
+                                         phase_data_xwin_set(), phase_data_export()};
   return all;
 }
 
+// The shared option groups, by deck section.
+static bool group_of(const std::string& section, Group* g) {
+  static const std::map<std::string, Group> groups = {{"model", Group::Model},
+                                                      {"train", Group::Train},
+                                                      {"tokenizer", Group::Tokenizer},
+                                                      {"template", Group::Template}};
+  const auto it = groups.find(section);
+  if (it != groups.end() && g) *g = it->second;
+  return it != groups.end();
+}
+
 static void add_group(po::options_description& d, Group g) {
-  if (g == Group::Model) {
+  if (g == Group::Tokenizer || g == Group::Template) {
+    add_text_group(d, g);
+  } else if (g == Group::Model) {
     ModelConfig c;
     c.vocab_size = 512, c.d_model = 128, c.n_layers = 4, c.n_heads = 4, c.n_kv_heads = 4;
     c.d_ff = 384, c.max_seq_len = 128;
@@ -140,7 +173,7 @@ static void adopt_deck(po::parsed_options& parsed, const Phase& phase,
         o.unregistered = false;
         kept.push_back(o);
       }
-    } else if (section == "model" || section == "train") {
+    } else if (group_of(section, nullptr)) {
       known = true;
       const po::option_description* d = desc.find_nothrow(key, false);
       if (d) {
@@ -148,7 +181,9 @@ static void adopt_deck(po::parsed_options& parsed, const Phase& phase,
         kept.push_back(o);
       } else {
         po::options_description g;
-        add_group(g, section == "model" ? Group::Model : Group::Train);
+        Group shared = Group::Model;
+        group_of(section, &shared);
+        add_group(g, shared);
         known = g.find_nothrow(key, false) != nullptr;
       }
     } else {
@@ -162,14 +197,13 @@ static void adopt_deck(po::parsed_options& parsed, const Phase& phase,
         for (const Phase& p : phases()) is_section |= section_of(p) == section;
         if (!is_section)
           throw UsageError(file + ": unknown section [" + section + "] (key '" + key +
-                           "'); sections are the phase names and [model], [train]");
+                           "'); sections are the phase names and [model], [train], " +
+                           "[tokenizer], [template]");
       }
     }
     if (!known)
       throw UsageError(file + ": unknown key '" + name + "' in section [" + section +
-                       "]; see `xwin " + (section == "model" || section == "train"
-                                               ? phase.name
-                                               : section) +
+                       "]; see `xwin " + (group_of(section, nullptr) ? phase.name : section) +
                        " --help` for the valid keys");
   }
   parsed.options = kept;

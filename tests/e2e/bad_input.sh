@@ -32,7 +32,7 @@ printf '{"tokens":[1,2,3,4],"loss_mask":[0,0,1,1]}\nnot json\n' >broken.jsonl
 "$XWIN" data tokens --in oov.jsonl --out oov.h5 >/dev/null || { echo "FAIL: data tokens"; exit 1; }
 
 expect 2 "unknown phase 'frobnicate'" "$XWIN" frobnicate
-expect 2 "unrecognised option '--no-such-option'" "$XWIN" sft --no-such-option 3
+expect 2 "unrecognised option '--no_such_option'" "$XWIN" sft --no-such-option 3
 expect 2 "missing.ini: cannot open the deck" "$XWIN" sft --config missing.ini
 printf '[model]\nd_model = 64\nbogus_key = 1\n' >bad_key.ini
 expect 2 "bad_key.ini: unknown key 'bogus_key' in section \[model\]" "$XWIN" sft --config bad_key.ini
@@ -67,7 +67,7 @@ with h5py.File("ck_bad/shard-pp0-tp0.h5", "r+") as f:
     del f["params/model.norm.weight"]
     f["params/model.norm.weight"] = np.ones(7, dtype=np.float32)
 PY
-expect 1 "parameter model.norm.weight has shape \[7\] but the model config needs \[32\]" \
+expect 1 "dataset /params/model.norm.weight has shape \[7\] but the model config needs \[32\]" \
   "$XWIN" logprobs --ckpt ck_bad --data oov.h5 --out lp.h5
 head -c 2000 ck/shard-pp0-tp0.h5 >trunc.h5
 mkdir -p ck_trunc && cp ck/index.json ck_trunc/ && cp trunc.h5 ck_trunc/shard-pp0-tp0.h5
