@@ -48,7 +48,8 @@ def resolve_h5(path):
             shards = json.load(f)["shards"]
         if len(shards) != 1:
             raise SystemExit(f"compare: {path} has {len(shards)} shards; expected one")
-        return os.path.join(path, shards[0])
+        s = shards[0]
+        return os.path.join(path, s["file"] if isinstance(s, dict) else s)
     return path
 
 

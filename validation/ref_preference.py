@@ -25,7 +25,6 @@ rewards only through r_chosen - r_rejected), so autograd leaves only float64 rou
 
 import argparse
 import json
-import os
 
 import h5py
 import numpy as np
@@ -34,22 +33,6 @@ import torch
 import reference as ref
 
 DTYPE = ref.DTYPE
-
-
-def shard_path(ckpt_dir):
-    """Path of the single (pp0, tp0) shard of a one-rank checkpoint.
-
-    index.json lists its shards either as file names or as {"file", "pp", "tp"} objects (the
-    form xwin's io/checkpoint.cpp writes); reference.shard_path only reads the first form, so
-    this one is installed in its place for every user of reference.load_checkpoint here."""
-    shards = ref.read_index(ckpt_dir)["shards"]
-    if len(shards) != 1:
-        raise ValueError(f"{ckpt_dir}: reference expects one shard, index lists {shards}")
-    s = shards[0]
-    return os.path.join(ckpt_dir, s["file"] if isinstance(s, dict) else s)
-
-
-ref.shard_path = shard_path
 
 
 # ----------------------------------------------------------------------------- data

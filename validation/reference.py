@@ -37,7 +37,8 @@ def shard_path(ckpt_dir):
     shards = index["shards"]
     if len(shards) != 1:
         raise ValueError(f"{ckpt_dir}: reference expects one shard, index lists {shards}")
-    return os.path.join(ckpt_dir, shards[0])
+    s = shards[0]  # {"file", "pp", "tp"} in current checkpoints, a plain name in early ones
+    return os.path.join(ckpt_dir, s["file"] if isinstance(s, dict) else s)
 
 
 def _attr_str(value):

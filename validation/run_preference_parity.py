@@ -21,8 +21,11 @@ reference policy's own log-prob sums so that B * h is spread over [-3, 3] away f
 kink at 1 (|B h - 1| >= 0.25): every loss sees pairs on both sides of 0 and both active and
 inactive hinge pairs, and no pair sits where the hinge derivative is undefined.
 
-Relative error per tensor = max|xwin - ref| / max|ref|; fails above --tol. Exits 1 on any
-failure.
+Relative error per tensor = max|xwin - ref| / max|ref|; fails above --tol. One exception, for
+rm: the value-head bias gradient is identically zero (the loss sees rewards only through
+r_chosen - r_rejected, so the bias cancels) and its reference value is float64 rounding alone
+(~1e-17), so it must instead satisfy max(|xwin|, |ref|) <= tol * sum_rows |dL/dreward| (see
+STRUCTURAL_ZERO). Exits 1 on any failure.
 """
 
 import argparse
@@ -30,7 +33,6 @@ import json
 import os
 import shutil
 import sys
-import zlib
 
 import h5py
 import numpy as np
@@ -51,17 +53,6 @@ import run_parity  # noqa: E402
 # S = sum over rows of |dL/dreward| (ref_preference.py's OUT.json).
 STRUCTURAL_ZERO = {"rm": ("grads/value_head.bias", "dL_dr_abs_sum")}
 
-
-def perturb(ckpt, seed):
-    """run_parity.perturb, then the per-dataset crc32 attributes (zlib CRC-32 of the float32
-    bytes, int64; io/checkpoint.cpp) refreshed so xwin accepts the rewritten shard."""
-    run_parity.perturb(ckpt, seed)
-    with h5py.File(ref.shard_path(ckpt), "r+") as f:
-        for name in sorted(f["params"]):
-            ds = f["params"][name]
-            if "crc32" in ds.attrs:
-                data = np.ascontiguousarray(ds[()], dtype="<f4")
-                ds.attrs["crc32"] = np.int64(zlib.crc32(data.tobytes()))
 
 CONFIGS = {
     "A": dict(model=dict(vocab_size=97, d_model=48, n_layers=2, n_heads=4, n_kv_heads=2,
@@ -144,7 +135,7 @@ def prepare(xwin, name, cfg, objective, perturbed, work, log):
         init += [f"--model.{k}", flag_value(v)]
     run(init + ["--seed", cfg["seed"], "--out", ckpt], log)
     if perturbed:
-        perturb(ckpt, cfg["seed"] + 200)
+        run_parity.perturb(ckpt, cfg["seed"] + 200)
     pairs = make_pairs(cfg["pairs"], model["vocab_size"], cfg["T"], cfg["seed"] + 100)
     return d, ckpt, pairs
 

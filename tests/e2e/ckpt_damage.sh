@@ -68,6 +68,8 @@ assert n == 3 * (3 + 9 * cfg["n_layers"]), n  # embed, layers, norm, lm_head; x 
 print(f"h5py: {n} datasets, CRC-32 verified with zlib")
 PY
 # And with h5dump, the HDF5 command-line tool.
-h5dump -a /step run/ckpt/step-00000025/shard-pp0-tp0.h5 | grep -q "(0): 25"
-h5dump -H run/ckpt/step-00000025/shard-pp0-tp0.h5 | grep -q 'DATASET "model.norm.weight"'
+step=$(h5dump -a /step run/ckpt/step-00000025/shard-pp0-tp0.h5)
+grep -q "(0): 25" <<<"$step"
+header=$(h5dump -H run/ckpt/step-00000025/shard-pp0-tp0.h5)  # not piped: grep -q would SIGPIPE it
+grep -q 'DATASET "model.norm.weight"' <<<"$header"
 echo "ckpt_damage: ok"
