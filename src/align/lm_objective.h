@@ -24,4 +24,8 @@ class LmObjective : public Objective {
   const LmBatch& build(const std::vector<int64_t>& samples);
 };
 
+// Mean masked cross-entropy (nats per loss token) of a held-out dataset; ranks of comm score
+// interleaved batches and the sums are reduced.
+double evaluate_lm(Llama& model, LmObjective& heldout, size_t records, int batch, MPI_Comm comm);
+
 }  // namespace xwin

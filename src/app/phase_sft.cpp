@@ -1,5 +1,7 @@
 // xwin sft: supervised finetuning, masked next-token cross-entropy on conversations (the first
 // stage of Xwin-LM). Load, build batches, loop, checkpoint: the loop is the shared Trainer.
+#include <memory>
+
 #include "align/lm_objective.h"
 #include "app/cli.h"
 #include "app/model_source.h"
@@ -23,7 +25,10 @@ Phase phase_sft() {
         "out", po::value<std::string>(), "run directory for metrics and checkpoints (required)")(
         "init", po::value<std::string>()->default_value(""),
         "checkpoint to start from (empty: random init from [model])")(
-        "seed", po::value<uint64_t>()->default_value(1234), "initialisation seed without --init");
+        "seed", po::value<uint64_t>()->default_value(1234), "initialisation seed without --init")(
+        "eval_data", po::value<std::string>()->default_value(""),
+        "held-out token dataset: its loss is logged every --eval_every steps (empty: none)")(
+        "eval_every", po::value<int64_t>()->default_value(50), "held-out evaluation interval");
     add_checkpoint_options(d);
   };
   p.run = [p](const po::variables_map& vm) {
@@ -46,6 +51,18 @@ Phase phase_sft() {
     Trainer trainer(model, tc, out);
     trainer.state.run_config["phase"] = "sft";
     trainer.state.run_config["data"] = data_path;
+    std::unique_ptr<TokenDataset> held_data;
+    std::unique_ptr<LmObjective> held;
+    if (const std::string ev = vm["eval_data"].as<std::string>(); !ev.empty()) {
+      held_data = std::make_unique<TokenDataset>(TokenDataset::load(ev, model.cfg.vocab_size));
+      held = std::make_unique<LmObjective>(*held_data, tc.seq_len, false, 0);
+      trainer.eval_every = vm["eval_every"].as<int64_t>();
+      const Grid grid = Grid::from_world();
+      trainer.evaluate = [&, grid]() {
+        return nlohmann::json{{"heldout_loss", evaluate_lm(model, *held, held_data->size(),
+                                                           tc.micro_batch_size, grid.dp)}};
+      };
+    }
     trainer.fit(objective, checkpoint_options(vm));
     return 0;
   };

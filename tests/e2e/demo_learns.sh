@@ -13,7 +13,11 @@ def mean_nll(path):
         assert f.attrs["schema"] == "xwin.logprobs", path
         return -f["sum_logp"][:].sum() / f["n_scored"][:].sum()
 before, after = mean_nll("run/demo/heldout_init.h5"), mean_nll("run/demo/heldout_sft.h5")
-steps = [json.loads(l) for l in open("run/demo/sft/metrics.jsonl")]
+lines = [json.loads(l) for l in open("run/demo/sft/metrics.jsonl")]
+steps = [j for j in lines if "loss" in j]
+evals = [j for j in lines if "eval" in j]
+assert [j["step"] for j in evals] == [100, 200, 300], evals
+assert evals[-1]["eval"]["heldout_loss"] < 0.5 * before, evals
 print(f"held-out loss: {before:.4f} -> {after:.4f}; train loss {steps[0]['loss']:.4f} -> {steps[-1]['loss']:.4f} over {len(steps)} steps")
 assert len(steps) == 300 and [s["step"] for s in steps] == list(range(1, 301))
 assert after < 0.5 * before, "SFT did not learn the reverse task"
