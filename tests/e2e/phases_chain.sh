@@ -57,6 +57,10 @@ kill -KILL $pid; wait $pid 2>/dev/null || true
 parts_before=$(ls set.h5.parts | grep -c '^part-.*\.h5$' || true)
 "$XWIN" sample "${SAMPLE[@]}" --out set.h5 >sample2.log
 echo "sample: restarted with $parts_before finished part(s)"
+# Prompts are sharded over data-parallel ranks; every sample depends only on (seed, prompt,
+# attempt), so 2 ranks write the same Xwin-Set as 1.
+OMP_NUM_THREADS=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 \
+  OMPI_MCA_rmaps_base_oversubscribe=1 mpiexec -n 2 "$XWIN" sample "${SAMPLE[@]}" --out set_np2.h5 >/dev/null
 
 "$XWIN" rs --data set.h5 --init sft/final --out rs --train.steps 30 --train.batch_size 8 \
   --train.micro_batch_size 8 --train.lr 1e-3 --train.warmup_steps 5 --train.log_every 10
@@ -84,8 +88,14 @@ with h5py.File("set.h5") as f, h5py.File("set_full.h5") as g:
     assert f.attrs["schema"] == "xwin.xwin_set" and f.attrs["K"] == 8
     P = len(f["prompt/offsets"]) - 1
     assert P == 24 and f["scores"].shape == (24, 8) and f["policy_logp"].shape == (24, 8)
-    for name in ("prompt/tokens", "responses/tokens", "responses/offsets", "scores", "policy_logp"):
-        assert np.array_equal(f[name][...], g[name][...]), f"restarted sample differs in {name}"
+    with h5py.File("set_np2.h5") as h:
+        for name in ("prompt/tokens", "responses/tokens", "responses/offsets", "scores", "policy_logp"):
+            assert np.array_equal(f[name][...], g[name][...]), f"restarted sample differs in {name}"
+        # Same tokens; scores and log-probs to float rounding (1 vs 2 OpenMP threads per rank).
+        for name in ("prompt/tokens", "responses/tokens", "responses/offsets"):
+            assert np.array_equal(h[name][...], g[name][...]), f"2-rank sample differs in {name}"
+        for name in ("scores", "policy_logp"):
+            assert np.allclose(h[name][...], g[name][...], rtol=1e-5, atol=1e-5), name
     resp = rows(f, "responses"); dups = f["duplicates"][...]
     for p in range(P):
         mine = resp[p * 8:(p + 1) * 8]
