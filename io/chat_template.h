@@ -93,8 +93,7 @@ class ChatEncoder {
   // Inverse of encode_prompt.
   Conversation decode_prompt(const int32_t* tokens, size_t n) const;
   // The reply text of response ids (EOS optional) that follow a stored prompt.
-  std::string decode_reply(const int32_t* prompt, size_t np, const int32_t* reply,
-                           size_t nr) const;
+  std::string decode_reply(const int32_t* prompt, size_t np, const int32_t* reply, size_t nr) const;
 
  private:
   const Tokenizer& tok_;

@@ -43,7 +43,9 @@ DatasetInfo DatasetInfo::read(const h5::File& f) {
   return d;
 }
 
-DatasetInfo DatasetInfo::read(const std::string& path) { return read(h5::File(path, 'r')); }
+DatasetInfo DatasetInfo::read(const std::string& path) {
+  return read(h5::File(path, 'r'));
+}
 
 void DatasetInfo::write(h5::File& f) const {
   f.set_attr("/", "schema", schema);
@@ -74,8 +76,8 @@ void DatasetInfo::check_schema(const std::string& path, const std::string& want)
   const std::string list = "," + want + ",";
   if (list.find("," + schema + ",") != std::string::npos) return;
   const std::string first = want.substr(0, want.find(','));
-  fail(path, ": this is ", schema.empty() ? "not an xwin dataset (no schema attribute)"
-                                          : "an " + schema + " dataset",
+  fail(path, ": this is ",
+       schema.empty() ? "not an xwin dataset (no schema attribute)" : "an " + schema + " dataset",
        ", but ", first, " is needed; make one with `", maker(first), "`");
 }
 
@@ -95,10 +97,10 @@ static TokenDataset read_ragged(const h5::File& f, const std::string& group) {
   TokenDataset d;
   d.tokens = f.read_all<int32_t>(group + "/tokens");
   d.offsets = f.read_all<int64_t>(group + "/offsets");
-  require(!d.offsets.empty() && d.offsets.front() == 0 &&
-              d.offsets.back() == (int64_t)d.tokens.size(),
-          f.path(), ": ", group, "/offsets must run from 0 to the number of tokens (",
-          d.tokens.size(), "); the file is damaged");
+  require(
+      !d.offsets.empty() && d.offsets.front() == 0 && d.offsets.back() == (int64_t)d.tokens.size(),
+      f.path(), ": ", group, "/offsets must run from 0 to the number of tokens (", d.tokens.size(),
+      "); the file is damaged");
   for (size_t r = 0; r + 1 < d.offsets.size(); r++)
     require(d.offsets[r] <= d.offsets[r + 1], f.path(), ": ", group, " record ", r,
             " has a negative length; the file is damaged");
@@ -197,8 +199,8 @@ void DatasetWriter::concat(const std::string& name, hid_t type, const void* data
     require(g.get() >= 0, tmp_, ": cannot create group ", name.substr(0, slash));
   }
   h5::Id space(H5Screate_simple(nd, dims, nullptr));
-  h5::Id dset(H5Dcreate2(file_->id(), name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT,
-                         H5P_DEFAULT));
+  h5::Id dset(
+      H5Dcreate2(file_->id(), name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
   require(dset.get() >= 0, tmp_, ": cannot create dataset ", name);
   h5::Id dxpl(H5Pcreate(H5P_DATASET_XFER));
   if (size_ > 1) H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE);
@@ -247,15 +249,18 @@ void DatasetWriter::rows(const std::string& name, const std::vector<float>& loca
          cols, sizeof(float));
 }
 
-void DatasetWriter::rows(const std::string& name, const std::vector<uint8_t>& local,
-                         int64_t cols) {
+void DatasetWriter::rows(const std::string& name, const std::vector<uint8_t>& local, int64_t cols) {
   concat(name, H5T_NATIVE_UINT8, local.data(), (int64_t)local.size() / std::max<int64_t>(cols, 1),
          cols, 1);
 }
 
-void DatasetWriter::attr(const std::string& key, int64_t value) { file_->set_attr("/", key, value); }
+void DatasetWriter::attr(const std::string& key, int64_t value) {
+  file_->set_attr("/", key, value);
+}
 
-void DatasetWriter::info(const DatasetInfo& info) { info.write(*file_); }
+void DatasetWriter::info(const DatasetInfo& info) {
+  info.write(*file_);
+}
 
 void DatasetWriter::commit() {
   file_.reset();  // collective close: every rank's data is on disk after this

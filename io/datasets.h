@@ -2,7 +2,8 @@
 // writer that every rank of a conversion feeds, and the readers later phases load:
 //
 //   xwin.sft       /tokens, /offsets, /loss_mask                       (as io/tokens.h)
-//   xwin.pairs     /prompt/{tokens,offsets}, /chosen/..., /rejected/..., optional /margin, /tie
+//   xwin.pairs     /prompt/{tokens,offsets}, /chosen/..., /rejected/..., optional /margin, /tie;
+//                  attribute n_ties (ties in the input, kept or not)
 //   xwin.prompts   /prompt/{tokens,offsets}
 //   xwin.xwin_set  /prompt/..., /responses/... (P*K records, prompt-major), /scores [P,K],
 //                  optional /ref_logp [P,K], attribute K

@@ -19,14 +19,22 @@ size_t invalid_utf8(std::string_view s) {
     }
     size_t len;
     unsigned lo = 0x80, hi = 0xBF;  // allowed range of the second byte
-    if (c >= 0xC2 && c <= 0xDF) len = 2;
-    else if (c == 0xE0) len = 3, lo = 0xA0;
-    else if (c == 0xED) len = 3, hi = 0x9F;  // no UTF-16 surrogates
-    else if (c >= 0xE1 && c <= 0xEF) len = 3;
-    else if (c == 0xF0) len = 4, lo = 0x90;
-    else if (c >= 0xF1 && c <= 0xF3) len = 4;
-    else if (c == 0xF4) len = 4, hi = 0x8F;  // nothing above U+10FFFF
-    else return i;
+    if (c >= 0xC2 && c <= 0xDF)
+      len = 2;
+    else if (c == 0xE0)
+      len = 3, lo = 0xA0;
+    else if (c == 0xED)
+      len = 3, hi = 0x9F;  // no UTF-16 surrogates
+    else if (c >= 0xE1 && c <= 0xEF)
+      len = 3;
+    else if (c == 0xF0)
+      len = 4, lo = 0x90;
+    else if (c >= 0xF1 && c <= 0xF3)
+      len = 4;
+    else if (c == 0xF4)
+      len = 4, hi = 0x8F;  // nothing above U+10FFFF
+    else
+      return i;
     if (i + len > n || p[i + 1] < lo || p[i + 1] > hi) return i;
     for (size_t k = 2; k < len; k++)
       if (p[i + k] < 0x80 || p[i + k] > 0xBF) return i;
@@ -68,8 +76,10 @@ JsonShare::JsonShare(const std::string& path, MPI_Comm comm) : path_(path) {
   while (in.get(ch) && (ch == ' ' || ch == '\n' || ch == '\r' || ch == '\t')) {
   }
   array_ = in.gcount() > 0 && ch == '[';
-  if (array_) read_array(in, size, comm);
-  else read_lines(in, size, comm);
+  if (array_)
+    read_array(in, size, comm);
+  else
+    read_lines(in, size, comm);
 }
 
 void JsonShare::read_lines(std::ifstream& in, size_t size, MPI_Comm comm) {

@@ -180,7 +180,9 @@ json turns_to_json(const Conversation& c, TurnFormat f) {
     if (f == TurnFormat::OpenAI) {
       turns.push_back({{"role", role_name(t.role)}, {"content", t.text}});
     } else {
-      const char* from = t.role == Role::User ? "human" : t.role == Role::Assistant ? "gpt" : "system";
+      const char* from = t.role == Role::User        ? "human"
+                         : t.role == Role::Assistant ? "gpt"
+                                                     : "system";
       turns.push_back({{"from", from}, {"value", t.text}});
     }
   }

@@ -40,8 +40,8 @@ Tokenizer::Tokenizer(const std::string& model_path)
           "); pass the tokenizer.model file itself");
   bos_ = sp_->bos_id(), eos_ = sp_->eos_id(), unk_ = sp_->unk_id();
   vocab_ = sp_->GetPieceSize();
-  require(bos_ >= 0 && eos_ >= 0, model_path, ": the tokenizer has no BOS or EOS piece (bos ",
-          bos_, ", eos ", eos_, "); the chat template needs both");
+  require(bos_ >= 0 && eos_ >= 0, model_path, ": the tokenizer has no BOS or EOS piece (bos ", bos_,
+          ", eos ", eos_, "); the chat template needs both");
   hash_ = file_hash(model_path);
 }
 

@@ -34,7 +34,9 @@ class Tokenizer {
   std::vector<TokenSpan> encode_spans(std::string_view text) const;
   // Control ids (BOS, EOS) decode to nothing.
   std::string decode(const int32_t* ids, size_t n) const;
-  std::string decode(const std::vector<int32_t>& ids) const { return decode(ids.data(), ids.size()); }
+  std::string decode(const std::vector<int32_t>& ids) const {
+    return decode(ids.data(), ids.size());
+  }
   std::string piece(int32_t id) const;
 
   int32_t bos_id() const { return bos_; }

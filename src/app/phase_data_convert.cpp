@@ -95,6 +95,7 @@ class PairsBuilder : public Builder {
   using Builder::Builder;
   Fate add(const json& rec) override {
     const PairRecord p = pair_from_json(rec, o_.ties);
+    n_tie_ += p.tie;  // ties in the input, kept or not
     if (p.skip) return Fate::Skipped;
     EncodedChat pe = enc_.encode_prompt(p.prompt);
     const std::vector<int32_t> c = enc_.encode_reply(p.prompt, pe.tokens, p.chosen);
@@ -103,7 +104,7 @@ class PairsBuilder : public Builder {
     if (f == Fate::Dropped) return f;
     prompt_.append(pe.tokens, {}), chosen_.append(c, {}), rejected_.append(r, {});
     margin_.push_back(p.margin), tie_.push_back(p.tie);
-    n_margin_ += p.has_margin, n_tie_ += p.tie;
+    n_margin_ += p.has_margin;
     tokens += (int64_t)(pe.tokens.size() + c.size() + r.size());
     return f;
   }
@@ -241,15 +242,17 @@ void report(const Phase& p, const Options& o, const int64_t n[4], int64_t tokens
   int ranks = 1;
   MPI_Comm_size(MPI_COMM_WORLD, &ranks);
   const int64_t records = n[0] + n[1] + n[2] + n[3];
-  log0("%s: %lld records: %lld kept, %lld truncated, %lld dropped (> max_seq_len %lld, "
-       "overlong = %s), %lld skipped; %lld tokens -> %s",
-       p.name.c_str(), (long long)records, (long long)n[0], (long long)n[1], (long long)n[2],
-       (long long)o.max_seq_len, overlong_name(o.overlong), (long long)n[3], (long long)tokens,
-       o.out.c_str());
-  log0("%s: %d rank(s): read %.2f s, JSON parse %.2f s, tokenize + template %.2f s "
-       "(%.0f records/s), HDF5 write %.2f s (%.0f records/s, %.1f MB)",
-       p.name.c_str(), ranks, read_s, t.parse, t.convert, records / std::max(t.convert, 1e-9),
-       t.write, records / std::max(t.write, 1e-9), bytes / 1e6);
+  log0(
+      "%s: %lld records: %lld kept, %lld truncated, %lld dropped (> max_seq_len %lld, "
+      "overlong = %s), %lld skipped; %lld tokens -> %s",
+      p.name.c_str(), (long long)records, (long long)n[0], (long long)n[1], (long long)n[2],
+      (long long)o.max_seq_len, overlong_name(o.overlong), (long long)n[3], (long long)tokens,
+      o.out.c_str());
+  log0(
+      "%s: %d rank(s): read %.2f s, JSON parse %.2f s, tokenize + template %.2f s "
+      "(%.0f records/s), HDF5 write %.2f s (%.0f records/s, %.1f MB)",
+      p.name.c_str(), ranks, read_s, t.parse, t.convert, records / std::max(t.convert, 1e-9),
+      t.write, records / std::max(t.write, 1e-9), bytes / 1e6);
 }
 
 template <typename B>
@@ -266,8 +269,9 @@ int convert(const Phase& p, const po::variables_map& vm, const char* schema) {
   Timing t;
   convert_share(in, builder, n, t);
   MPI_Allreduce(MPI_IN_PLACE, n, 4, MPI_INT64_T, MPI_SUM, MPI_COMM_WORLD);
-  require(n[0] + n[1] > 0, o.in, ": no records to write (", n[2], " longer than max_seq_len = ",
-          o.max_seq_len, ", ", n[3], " skipped); check the file and --max_seq_len");
+  require(n[0] + n[1] > 0, o.in, ": no records to write (", n[2],
+          " longer than max_seq_len = ", o.max_seq_len, ", ", n[3],
+          " skipped); check the file and --max_seq_len");
   builder.finish(o.in, n[0] + n[1]);
 
   DatasetInfo info;
@@ -287,8 +291,8 @@ int convert(const Phase& p, const po::variables_map& vm, const char* schema) {
 }
 
 void add_convert_options(po::options_description& d, const char* input) {
-  d.add_options()("in", po::value<std::string>(), input)(
-      "out", po::value<std::string>(), "HDF5 dataset to write (required)")(
+  d.add_options()("in", po::value<std::string>(), input)("out", po::value<std::string>(),
+                                                         "HDF5 dataset to write (required)")(
       "max_seq_len", po::value<int64_t>()->default_value(4096),
       "longest record in tokens (prompt + the longest response)")(
       "overlong", po::value<std::string>()->default_value("drop"),

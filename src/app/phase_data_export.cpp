@@ -71,8 +71,9 @@ size_t export_pairs(const std::string& path, const std::string& hash, const Expo
 
 size_t export_prompts(const std::string& path, const std::string& hash, const Export& x) {
   const PromptsDataset d = PromptsDataset::load(path, hash);
-  return each(path, d.size(), x.limit,
-              [&](size_t r) { x.out.write(json{{x.key(), x.prompt(d.prompt, r)}}); });
+  return each(path, d.size(), x.limit, [&](size_t r) {
+    x.out.write(json{{x.key(), x.prompt(d.prompt, r)}});
+  });
 }
 
 size_t export_xwin_set(const std::string& path, const std::string& hash, const Export& x) {
@@ -80,10 +81,12 @@ size_t export_xwin_set(const std::string& path, const std::string& hash, const E
   const size_t K = (size_t)d.K;
   return each(path, d.size(), x.limit, [&](size_t p) {
     json j{{x.key(), x.prompt(d.prompt, p)}, {"responses", json::array()}};
-    for (size_t k = 0; k < K; k++) j["responses"].push_back(x.reply(d.prompt, p, d.responses, p * K + k));
+    for (size_t k = 0; k < K; k++)
+      j["responses"].push_back(x.reply(d.prompt, p, d.responses, p * K + k));
     j["scores"] = std::vector<float>(d.scores.begin() + p * K, d.scores.begin() + (p + 1) * K);
     if (!d.ref_logp.empty())
-      j["ref_logp"] = std::vector<float>(d.ref_logp.begin() + p * K, d.ref_logp.begin() + (p + 1) * K);
+      j["ref_logp"] =
+          std::vector<float>(d.ref_logp.begin() + p * K, d.ref_logp.begin() + (p + 1) * K);
     x.out.write(j);
   });
 }
@@ -118,7 +121,8 @@ Phase phase_data_export() {
         "out", po::value<std::string>(), "JSONL file to write (required)")(
         "format", po::value<std::string>()->default_value("sharegpt"),
         "turns as sharegpt ({\"from\", \"value\"}) or openai ({\"role\", \"content\"})")(
-        "limit", po::value<int64_t>()->default_value(0), "export only the first N records (0: all)");
+        "limit", po::value<int64_t>()->default_value(0),
+        "export only the first N records (0: all)");
   };
   p.run = [p](const po::variables_map& vm) {
     const std::string in = required(vm, "in", p), out_path = required(vm, "out", p);
@@ -138,10 +142,14 @@ Phase phase_data_export() {
       const ChatEncoder enc(tok, ChatTemplate::from_json(info.template_json, in));
       const TurnFormat f = fmt == "openai" ? TurnFormat::OpenAI : TurnFormat::ShareGPT;
       const Export x{enc, f, out, (size_t)vm["limit"].as<int64_t>()};
-      if (info.schema == kSchemaSft) n = export_sft(in, x);
-      else if (info.schema == kSchemaPairs) n = export_pairs(in, tok.hash(), x);
-      else if (info.schema == kSchemaPrompts) n = export_prompts(in, tok.hash(), x);
-      else n = export_xwin_set(in, tok.hash(), x);
+      if (info.schema == kSchemaSft)
+        n = export_sft(in, x);
+      else if (info.schema == kSchemaPairs)
+        n = export_pairs(in, tok.hash(), x);
+      else if (info.schema == kSchemaPrompts)
+        n = export_prompts(in, tok.hash(), x);
+      else
+        n = export_xwin_set(in, tok.hash(), x);
     }
     out.commit();
     log0("data export: %zu %s records -> %s", n, info.schema.c_str(), out_path.c_str());

@@ -44,15 +44,15 @@ void add_text_group(po::options_description& d, Group g) {
   m.add_options()("template.name", po::value<std::string>()->default_value(t.name),
                   "name recorded in datasets");
   const char* help[] = {"system prompt used when a conversation has none",
-                        "text after a non-empty system prompt",
-                        "text before each user turn",
+                        "text after a non-empty system prompt", "text before each user turn",
                         "text after each user turn",
                         "text before each reply; prompts for sampling end here, trailing "
                         "whitespace stripped (it belongs to the reply's first piece)"};
   for (size_t i = 0; i < 5; i++) {
     const std::string quoted = json(*template_field(t, kTemplateKeys[i])).dump();
+    const std::string shown = quoted.size() > 24 ? quoted.substr(0, 20) + "...\"" : quoted;
     m.add_options()(("template." + std::string(kTemplateKeys[i])).c_str(),
-                    po::value<std::string>()->default_value(quoted), help[i]);
+                    po::value<std::string>()->default_value(quoted, shown), help[i]);
   }
   d.add(m);
 }
@@ -66,7 +66,10 @@ std::string tokenizer_model(const po::variables_map& vm, const Phase& phase) {
 }
 
 static std::string unquote(const std::string& key, const std::string& v) {
-  if (v.size() < 2 || v.front() != '"' || v.back() != '"') return v;
+  if (v.empty() || v.front() != '"') return v;
+  if (v.size() < 2 || v.back() != '"')
+    throw UsageError(key + " = " + v + " has no closing quote; in a deck '#' starts a comment, " +
+                     "so write it as \\u0023 inside the quotes");
   try {
     return json::parse(v).get<std::string>();
   } catch (const json::exception& e) {
@@ -101,8 +104,8 @@ Phase phase_tokenizer_train() {
       "OUT/tokenizer.vocab (through OUT.tmp, renamed when complete).";
   p.add_options = [](po::options_description& d) {
     d.add_options()("input", po::value<std::vector<std::string>>()->multitoken()->composing(),
-                    "training files (required; several allowed)")(
-        "out", po::value<std::string>(), "output folder (required)")(
+                    "training files (required; several allowed)")("out", po::value<std::string>(),
+                                                                  "output folder (required)")(
         "vocab_size", po::value<int>()->default_value(8000), "number of pieces")(
         "model_type", po::value<std::string>()->default_value("bpe"), "bpe or unigram")(
         "character_coverage", po::value<double>()->default_value(0.99995, "0.99995"),
@@ -154,8 +157,10 @@ static void map_jsonl(const po::variables_map& vm, F each) {
     } catch (const Error& e) {
       fail(in.where(i), ": ", e.what());
     }
-    if (file) file->write(r);
-    else std::cout << r.dump(-1, ' ', false, json::error_handler_t::replace) << "\n";
+    if (file)
+      file->write(r);
+    else
+      std::cout << r.dump(-1, ' ', false, json::error_handler_t::replace) << "\n";
   }
   if (file) file->commit();
 }

@@ -61,6 +61,7 @@ with h5py.File("trunc.h5", "r") as f:
     a, off, tok, mask = f.attrs, f["offsets"][:], f["tokens"][:], f["loss_mask"][:]
     assert a["n_kept"] == 200 - n_long and a["n_truncated"] + a["n_dropped"] == n_long, dict(a)
     assert a["n_truncated"] > 0 and a["overlong"] == "truncate"
+    n_truncated = int(a["n_truncated"])
     assert ((off[1:] - off[:-1]) <= 96).all()
     # Every record starts with BOS and ends with a masked EOS; the final reply is whole.
     assert (tok[off[:-1]] == 1).all() and (tok[off[1:] - 1] == 2).all()
@@ -69,7 +70,7 @@ with h5py.File("trunc.h5", "r") as f:
 # The truncated records' final replies survive the cut.
 src = [json.loads(l) for l in open("sft.jsonl")]
 out = [json.loads(l) for l in open("trunc_out.jsonl")]
-assert len(out) == 200 - n_long + a["n_truncated"]
+assert len(out) == 200 - n_long + n_truncated
 finals = {r["conversations"][-1]["value"] for r in src}
 assert all(r["conversations"][-1]["value"] in finals for r in out)
 with h5py.File("pairs_trunc.h5", "r") as f:

@@ -2,7 +2,9 @@
 """Test data and independent checks for `xwin data` (tests/e2e/data_*.sh).
 
   data_tools.py make DIR [N]              synthetic conversations, pairs, prompts, Xwin-Set JSONL
-  data_tools.py roundtrip DIR             every DIR/<kind>.jsonl equals DIR/<kind>_out.jsonl
+  data_tools.py roundtrip DIR [KIND...]   DIR/<kind>.jsonl equals DIR/<kind>_out.jsonl (all kinds
+                                          by default); --no-system: the template has no default
+                                          system prompt, so an empty system turn is no turn
   data_tools.py ids TOKENIZER H5 JSONL    the SFT ids and loss mask equal SentencePiece's ids of
                                           the Vicuna template string (independent of xwin)
   data_tools.py same A.h5 B.h5            two datasets hold the same arrays and counts
@@ -65,6 +67,9 @@ def norm_turns(turns):
     return [(ROLE[t.get("from", t.get("role"))], t.get("value", t.get("content"))) for t in turns]
 
 
+EMPTY_SYSTEM_IS_NONE = False
+
+
 def norm_conv(rec):
     """(role, text) turns of a record; the template's default system prompt is no turn."""
     if "conversations" in rec or "messages" in rec:
@@ -75,7 +80,7 @@ def norm_conv(rec):
         turns = norm_turns(rec["prompt"])
     else:
         turns = []
-    if turns and turns[0] == ("system", SYSTEM):
+    if turns and turns[0] == ("system", "" if EMPTY_SYSTEM_IS_NONE else SYSTEM):
         turns = turns[1:]
     return turns
 
@@ -87,7 +92,8 @@ def norm_reply(r):
 def norm_pair(rec):
     if "prompt" not in rec and "conversations" not in rec and "messages" not in rec:
         chosen, rejected = norm_turns(rec["chosen"]), norm_turns(rec["rejected"])
-        return (chosen[:-1], chosen[-1][1], rejected[-1][1], rec.get("margin"))
+        return (norm_conv({"conversations": rec["chosen"][:-1]}), chosen[-1][1], rejected[-1][1],
+                rec.get("margin"))
     return (norm_conv(rec), norm_reply(rec["chosen"]), norm_reply(rec["rejected"]),
             rec.get("margin"))
 
@@ -143,10 +149,11 @@ def make(d, n):
     write_jsonl(f"{d}/xwin_set.jsonl", xs)
 
 
-def roundtrip(d):
+def roundtrip(d, kinds):
     checks = {"sft": norm_conv, "sft_openai": norm_conv, "pairs": norm_pair,
               "prompts": norm_conv, "xwin_set": norm_xwin_set}
-    for kind, norm in checks.items():
+    for kind in kinds or checks:
+        norm = checks[kind]
         a = [norm(r) for r in read_jsonl(f"{d}/{kind}.jsonl")]
         b = [norm(r) for r in read_jsonl(f"{d}/{kind}_out.jsonl")]
         assert len(a) == len(b), f"{kind}: {len(a)} records in, {len(b)} out"
@@ -210,7 +217,8 @@ if __name__ == "__main__":
     if cmd == "make":
         make(args[0], int(args[1]) if len(args) > 1 else 200)
     elif cmd == "roundtrip":
-        roundtrip(args[0])
+        EMPTY_SYSTEM_IS_NONE = "--no-system" in args
+        roundtrip(args[0], [a for a in args[1:] if a != "--no-system"])
     elif cmd == "ids":
         check_ids(*args)
     elif cmd == "same":

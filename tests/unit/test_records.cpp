@@ -37,33 +37,38 @@ TEST(Records, ShareGptAndOpenAiFormsAgree) {
 
 TEST(Records, BadConversationsSayWhy) {
   EXPECT_NE(error_of([] {
-              conversation_from_json(json::parse(R"({"conversations": [{"from": "bot", "value": "x"}]})"));
+              conversation_from_json(
+                  json::parse(R"({"conversations": [{"from": "bot", "value": "x"}]})"));
             }).find("unknown role 'bot'"),
             std::string::npos);
-  EXPECT_NE(error_of([] { conversation_from_json(json::parse(R"({"text": "x"})")); })
-                .find("no \"conversations\""),
-            std::string::npos);
   EXPECT_NE(error_of([] {
-              conversation_from_json(json::parse(R"({"messages": [{"role": "user", "content": 3}]})"));
-            }).find("must be a string"),
+              conversation_from_json(json::parse(R"({"text": "x"})"));
+            }).find("no \"conversations\""),
             std::string::npos);
+  EXPECT_NE(
+      error_of([] {
+        conversation_from_json(json::parse(R"({"messages": [{"role": "user", "content": 3}]})"));
+      }).find("must be a string"),
+      std::string::npos);
   EXPECT_NE(error_of([] { prompt_from_json(json::parse(R"({"messages": []})")); }).find("no turns"),
             std::string::npos);
 }
 
 TEST(Records, PairForms) {
   const PairRecord a = pair_from_json(
-      json::parse(R"({"prompt": "q", "chosen": "good", "rejected": "bad", "margin": 2})"), Ties::Drop);
+      json::parse(R"({"prompt": "q", "chosen": "good", "rejected": "bad", "margin": 2})"),
+      Ties::Drop);
   EXPECT_EQ(a.prompt, (Conversation{{U, "q"}}));
   EXPECT_EQ(a.chosen, "good");
   EXPECT_EQ(a.rejected, "bad");
   EXPECT_TRUE(a.has_margin);
   EXPECT_EQ(a.margin, 2.f);
   // Multi-turn prompt, replies as one-turn lists.
-  const PairRecord b = pair_from_json(json::parse(R"({"messages": [{"role": "user", "content": "q1"},
+  const PairRecord b =
+      pair_from_json(json::parse(R"({"messages": [{"role": "user", "content": "q1"},
       {"role": "assistant", "content": "a1"}, {"role": "user", "content": "q2"}],
       "chosen": [{"role": "assistant", "content": "c"}], "rejected": "r"})"),
-                                      Ties::Drop);
+                     Ties::Drop);
   EXPECT_EQ(b.prompt.size(), 3u);
   EXPECT_EQ(b.chosen, "c");
   // Whole conversations with a shared prompt.
@@ -80,8 +85,9 @@ TEST(Records, PairForms) {
                              Ties::Drop);
             }).find("share every turn"),
             std::string::npos);
-  EXPECT_NE(error_of([] { pair_from_json(json::parse(R"({"prompt": "q", "chosen": "c"})"), Ties::Drop); })
-                .find("needs \"chosen\" and \"rejected\""),
+  EXPECT_NE(error_of([] {
+              pair_from_json(json::parse(R"({"prompt": "q", "chosen": "c"})"), Ties::Drop);
+            }).find("needs \"chosen\" and \"rejected\""),
             std::string::npos);
 }
 
@@ -123,21 +129,22 @@ TEST(Records, PromptsAndXwinSet) {
       R"({"prompt": "q", "responses": [{"text": "a", "score": 3}, {"text": "b", "score": 4}]})"));
   EXPECT_EQ(y.scores, (std::vector<float>{3, 4}));
   EXPECT_TRUE(y.ref_logp.empty());
-  EXPECT_NE(error_of([] {
-              xwin_set_from_json(json::parse(R"({"prompt": "q", "responses": ["a"], "scores": [1, 2]})"));
-            }).find("array of 1 numbers"),
-            std::string::npos);
+  EXPECT_NE(
+      error_of([] {
+        xwin_set_from_json(json::parse(R"({"prompt": "q", "responses": ["a"], "scores": [1, 2]})"));
+      }).find("array of 1 numbers"),
+      std::string::npos);
 }
 
 TEST(RecordsUtf8, FindsTheFirstBadByte) {
   EXPECT_EQ(invalid_utf8("plain ascii"), std::string::npos);
   EXPECT_EQ(invalid_utf8("ünïcödé 中文 😀"), std::string::npos);
-  EXPECT_EQ(invalid_utf8("ab\xff"), 2u);           // never valid
-  EXPECT_EQ(invalid_utf8("a\xc3"), 1u);            // truncated sequence
-  EXPECT_EQ(invalid_utf8("\xc0\xaf"), 0u);         // overlong '/'
-  EXPECT_EQ(invalid_utf8("x\xed\xa0\x80"), 1u);    // UTF-16 surrogate
-  EXPECT_EQ(invalid_utf8("\xf4\x90\x80\x80"), 0u); // above U+10FFFF
-  EXPECT_EQ(invalid_utf8("caf\xe9"), 3u);          // Latin-1 'é'
+  EXPECT_EQ(invalid_utf8("ab\xff"), 2u);            // never valid
+  EXPECT_EQ(invalid_utf8("a\xc3"), 1u);             // truncated sequence
+  EXPECT_EQ(invalid_utf8("\xc0\xaf"), 0u);          // overlong '/'
+  EXPECT_EQ(invalid_utf8("x\xed\xa0\x80"), 1u);     // UTF-16 surrogate
+  EXPECT_EQ(invalid_utf8("\xf4\x90\x80\x80"), 0u);  // above U+10FFFF
+  EXPECT_EQ(invalid_utf8("caf\xe9"), 3u);           // Latin-1 'é'
 }
 
 }  // namespace

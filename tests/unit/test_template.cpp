@@ -81,8 +81,8 @@ TEST_F(Template, SingleTurnExactIds) {
   // Ids from python3-sentencepiece: sp.encode("USER: Hi ASSISTANT: Hello").
   const Conversation c{{S, ""}, {U, "Hi"}, {A, "Hello"}};
   const EncodedChat e = enc_->encode(c);
-  const std::vector<int32_t> ids{1, 3148, 1001, 29901, 6324, 319, 1799, 9047, 13566, 29901,
-                                 15043, 2};
+  const std::vector<int32_t> ids{1,    3148, 1001,  29901, 6324,  319,
+                                 1799, 9047, 13566, 29901, 15043, 2};
   const std::vector<uint8_t> mask{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1};
   EXPECT_EQ(e.tokens, ids);
   EXPECT_EQ(e.loss_mask, mask);
@@ -101,15 +101,16 @@ TEST_F(Template, SingleTurnDefaultSystem) {
 }
 
 TEST_F(Template, MultiTurnWithSystemPrompt) {
-  const Conversation c{{S, "Be brief."}, {U, "2+2?"}, {A, "4"}, {U, "and 3+3?"}, {A, "6 😀"},
-                       {U, "Write code."}, {A, "```\n  x = 1\n```"}};
+  const Conversation c{{S, "Be brief."},        {U, "2+2?"}, {A, "4"},
+                       {U, "and 3+3?"},         {A, "6 😀"},  {U, "Write code."},
+                       {A, "```\n  x = 1\n```"}};
   const EncodedChat e = enc_->encode(c);
   EXPECT_EQ(e.tokens, reference("Be brief. USER: 2+2? ASSISTANT: 4</s>USER: and 3+3? ASSISTANT: "
                                 "6 😀</s>USER: Write code. ASSISTANT: ```\n  x = 1\n```</s>"));
-  EXPECT_EQ(e.loss_mask, reference_mask({"Be brief. USER: 2+2? ASSISTANT:",
-                                         "USER: and 3+3? ASSISTANT:",
-                                         "USER: Write code. ASSISTANT:"},
-                                        {" 4", " 6 😀", " ```\n  x = 1\n```"}));
+  EXPECT_EQ(e.loss_mask,
+            reference_mask({"Be brief. USER: 2+2? ASSISTANT:", "USER: and 3+3? ASSISTANT:",
+                            "USER: Write code. ASSISTANT:"},
+                           {" 4", " 6 😀", " ```\n  x = 1\n```"}));
   // Every EOS is a target; the first turn's prefix is not.
   for (size_t i = 0; i < e.tokens.size(); i++) {
     if (e.tokens[i] == 2) {
@@ -121,16 +122,15 @@ TEST_F(Template, MultiTurnWithSystemPrompt) {
 
 TEST_F(Template, UserTextIsNeverMasked) {
   // User text that looks like the template, and replies that start with spaces or newlines.
-  const Conversation c{{U, "Say ASSISTANT: yes"}, {A, "  indented"}, {U, "USER: again"},
-                       {A, "\nnewline first"}};
+  const Conversation c{
+      {U, "Say ASSISTANT: yes"}, {A, "  indented"}, {U, "USER: again"}, {A, "\nnewline first"}};
   const EncodedChat e = enc_->encode(c);
   EXPECT_EQ(e.tokens, reference(std::string(kSys) + " USER: Say ASSISTANT: yes ASSISTANT:   "
                                                     "indented</s>USER: USER: again ASSISTANT: "
                                                     "\nnewline first</s>"));
-  EXPECT_EQ(e.loss_mask,
-            reference_mask({std::string(kSys) + " USER: Say ASSISTANT: yes ASSISTANT:",
-                            "USER: USER: again ASSISTANT:"},
-                           {"   indented", " \nnewline first"}));
+  EXPECT_EQ(e.loss_mask, reference_mask({std::string(kSys) + " USER: Say ASSISTANT: yes ASSISTANT:",
+                                         "USER: USER: again ASSISTANT:"},
+                                        {"   indented", " \nnewline first"}));
 }
 
 TEST_F(Template, PromptThenReplyEqualsConversation) {
@@ -178,16 +178,18 @@ TEST_F(Template, OtherTemplatesNeedNoCode) {
   const EncodedChat e = enc.encode(c);
   EXPECT_EQ(e.tokens, reference("### Human:\nHi\n### Assistant:\nHello!</s>### Human:\nBye\n### "
                                 "Assistant:\nBye.</s>"));
-  EXPECT_EQ(e.loss_mask, reference_mask({"### Human:\nHi\n### Assistant:",
-                                         "### Human:\nBye\n### Assistant:"},
-                                        {"\nHello!", "\nBye."}));
+  EXPECT_EQ(e.loss_mask,
+            reference_mask({"### Human:\nHi\n### Assistant:", "### Human:\nBye\n### Assistant:"},
+                           {"\nHello!", "\nBye."}));
   EXPECT_EQ(enc.decode(e.tokens.data(), e.loss_mask.data(), e.tokens.size()), c);
   EXPECT_EQ(ChatTemplate::from_json(t.to_json(), "test").to_json(), t.to_json());
 }
 
 TEST_F(Template, TruncationKeepsBosAndTheFinalReply) {
-  const Conversation c{{U, "one two three four five six"}, {A, "first reply here"},
-                       {U, "seven eight"}, {A, "final"}};
+  const Conversation c{{U, "one two three four five six"},
+                       {A, "first reply here"},
+                       {U, "seven eight"},
+                       {A, "final"}};
   const EncodedChat full = enc_->encode(c);
   const size_t n = full.tokens.size(), final_len = n - full.last_reply;
   EncodedChat e = full;
@@ -197,8 +199,8 @@ TEST_F(Template, TruncationKeepsBosAndTheFinalReply) {
   EXPECT_TRUE(std::equal(e.tokens.begin() + 1, e.tokens.end(), full.tokens.begin() + 4));
   EXPECT_EQ(e.tokens.size() - e.last_reply, final_len);
   // A cut inside the first reply moves on to the second turn: no orphaned reply tail.
-  const size_t second = std::find(full.tokens.begin() + 1, full.tokens.end(), 2) -
-                        full.tokens.begin() + 1;
+  const size_t second =
+      std::find(full.tokens.begin() + 1, full.tokens.end(), 2) - full.tokens.begin() + 1;
   ASSERT_TRUE(full.loss_mask[second - 2]);  // a piece of the first reply
   e = full;
   ASSERT_TRUE(truncate_left(e, n - (second - 2) + 1));  // would keep from that piece on
