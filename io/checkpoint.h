@@ -25,13 +25,21 @@ struct TrainState {
   nlohmann::json run_config = nlohmann::json::object();
 };
 
-// Writes dir atomically (single writer). m and v (AdamW moments) may be null.
+// Writes dir atomically (single writer, a model that is whole on this rank: tp = pp = 1).
+// m and v (AdamW moments) may be null.
 void save_checkpoint(const std::string& dir, const Llama& model, const float* m, const float* v,
                      const TrainState& state);
+// Collective over grid.world: data-parallel rank 0 of every (pp, tp) position writes its shard
+// shard-ppP-tpT.h5 into DIR.tmp, then rank 0 writes index.json and renames DIR.tmp to DIR.
+void save_checkpoint(const std::string& dir, const Llama& model, const float* m, const float* v,
+                     const TrainState& state, const Grid& grid);
 // Reads the model config recorded in a checkpoint.
 ModelConfig checkpoint_config(const std::string& dir);
 // Loads parameters (and moments, when m/v are given and present) into model, verifying each
 // dataset's shape and checksum; throws naming the file and dataset on the first problem.
+// Resharding: the checkpoint may have been written under any (pp, tp) layout; each of this
+// rank's tensor blocks is assembled from the stored blocks it overlaps (their logical_shape and
+// slice_start attributes). Not collective: every rank reads what it needs.
 TrainState load_checkpoint(const std::string& dir, Llama& model, float* m = nullptr,
                            float* v = nullptr);
 // Checks every dataset of every shard without loading into a model: "" when sound, else the
@@ -50,6 +58,9 @@ class RunCheckpoints {
   // keep_last (0 keeps all). Single writer.
   void save(const Llama& model, const float* m, const float* v, const TrainState& state,
             int keep_last) const;
+  // The same, collective over grid.world (sharded models).
+  void save(const Llama& model, const float* m, const float* v, const TrainState& state,
+            int keep_last, const Grid& grid) const;
   // The checkpoint to resume from: "none" -> "", a path -> that path (verified; throws if
   // damaged), "auto" -> the newest sound one (warning about each damaged one skipped), or ""
   // when there is none.
@@ -57,6 +68,8 @@ class RunCheckpoints {
 
  private:
   std::string root_;
+  // Points `latest` at step_dir(step), then prunes to keep_last (single writer).
+  void point_latest(int64_t step, int keep_last) const;
 };
 
 }  // namespace xwin

@@ -9,6 +9,7 @@
 #include "core/signals.h"
 #include "core/timer.h"
 #include "kernels/cpu/adamw.h"
+#include "parallel/pipeline.h"
 
 namespace xwin {
 
@@ -62,6 +63,9 @@ Trainer::Trainer(Llama& model, const TrainConfig& tc, const std::string& out_dir
   require(tc_.batch_size % (tc_.micro_batch_size * grid_.dp_size) == 0, "train.batch_size = ",
           tc_.batch_size, " must be a multiple of train.micro_batch_size x data-parallel ranks = ",
           tc_.micro_batch_size, " x ", grid_.dp_size);
+  require(model.grid.tp_size == grid_.tp_size && model.grid.pp_size == grid_.pp_size,
+          "internal: the model was built for tp=", model.grid.tp_size, " pp=",
+          model.grid.pp_size, " but the trainer runs tp=", grid_.tp_size, " pp=", grid_.pp_size);
   state.run_config = tc_.to_json();
   state.rng_seed = tc_.seed;
 }
@@ -81,20 +85,43 @@ StepStats Trainer::step(Objective& obj, int64_t s) {
   for (const auto& mb : micro) local_units += obj.count(mb);
   st.loss_units = allreduce_sum(local_units, grid_.dp);
   const double scale = st.loss_units > 0 ? 1.0 / (double)st.loss_units : 0.0;
+  // The schedule owns forward and backward: inputs() right before a micro-batch's input
+  // arrives, head() right after its forward on the last stage (with one stage: the plain
+  // forward, head, backward loop).
   double local_loss = 0;
   int64_t local_tokens = 0;
-  std::vector<int32_t> tokens;
-  for (const auto& mb : micro) {
-    int B = 0, T = 0;
-    obj.inputs(mb, tokens, B, T);
-    model_.forward(tokens.data(), B, T);
-    local_loss += obj.head(model_, mb, scale, true);
-    model_.backward(tokens.data());
-    local_tokens += (int64_t)B * T;
-  }
-  st.loss = allreduce_sum(local_loss, grid_.dp);
-  st.tokens = allreduce_sum(local_tokens, grid_.dp);
-  allreduce_sum(model_.grads.data(), model_.layout.total, grid_.dp);
+  std::vector<std::vector<int32_t>> tokens(n_local);
+  std::vector<int> Bs(n_local), Ts(n_local);
+  const int slots = pipeline_slots(grid_.pp, n_local);
+  PipelineStage stage;
+  stage.prepare = [&](int i) {
+    obj.inputs(micro[i], tokens[i], Bs[i], Ts[i]);
+    local_tokens += (int64_t)Bs[i] * Ts[i];
+    return (size_t)Bs[i] * Ts[i] * model_.cfg.d_model;
+  };
+  stage.forward = [&](int i, const float* x) {
+    const float* y = model_.forward_stage(tokens[i].data(), x, Bs[i], Ts[i], i % slots);
+    if (grid_.last_stage()) local_loss += obj.head(model_, micro[i], scale, true);
+    return y;
+  };
+  // Data-parallel gradient sum in buckets (the head, each layer, the embedding), started as
+  // the last micro-batch's backward completes them.
+  AsyncAllreduce dp_sum(grid_.dp);
+  stage.backward = [&](int i, const float* dy) {
+    if (i + 1 == n_local && grid_.dp_size > 1)
+      model_.on_grads_ready = [&](size_t off, size_t n) {
+        dp_sum.start(model_.grads.data() + off, n);
+      };
+    return model_.backward_stage(tokens[i].data(), dy, i % slots);
+  };
+  pipeline_1f1b(grid_.pp, n_local, stage);
+  model_.on_grads_ready = nullptr;
+  dp_sum.wait();
+  model_.allreduce_shared_grads();
+  // One copy of each replica's loss and token count: the last stage's first TP rank.
+  const bool counts = grid_.last_stage() && grid_.tp_rank == 0;
+  st.loss = allreduce_sum(counts ? local_loss : 0.0, grid_.world);
+  st.tokens = allreduce_sum(counts ? local_tokens : (int64_t)0, grid_.world);
   require(std::isfinite(st.loss), "loss is ", st.loss, " at step ", s + 1,
           "; lower train.lr or check the data (NaN/Inf stops the run before it corrupts ",
           "the checkpoint)");
@@ -102,9 +129,21 @@ StepStats Trainer::step(Objective& obj, int64_t s) {
   return st;
 }
 
+// The global gradient norm: each rank sums the squares of the elements it owns (one copy of
+// every replicated weight counts), then the model-parallel group adds them up.
+static double grad_sum_squares(const Llama& model) {
+  bool all_owned = true;
+  for (const auto& t : model.layout.tensors) all_owned &= t.norm_owner;
+  if (all_owned) return cpu::sum_squares(model.grads.data(), model.layout.total);
+  double sum = 0;
+  for (const auto& t : model.layout.tensors)
+    if (t.norm_owner) sum += cpu::sum_squares(model.grads.data() + t.offset, t.numel);
+  return sum;
+}
+
 void Trainer::clip_and_update(StepStats& st, int64_t s) {
   float* g = model_.grads.data();
-  st.grad_norm = std::sqrt(cpu::sum_squares(g, model_.layout.total));
+  st.grad_norm = std::sqrt(allreduce_sum(grad_sum_squares(model_), grid_.mp));
   if (tc_.grad_clip > 0 && st.grad_norm > tc_.grad_clip)
     cpu::scale_inplace(g, (float)(tc_.grad_clip / (st.grad_norm + 1e-6)), model_.layout.total);
   st.lr = lr_at(tc_, s);
@@ -164,7 +203,9 @@ void Trainer::fit(Objective& obj, const CheckpointOptions& ckpt) {
   const int64_t first = state.step;
   for (int64_t s = state.step; s < tc_.steps; s++) {
     Timer t;
+    reset_comm_seconds();
     StepStats st = step(obj, s);
+    const double comm = comm_seconds();
     const double dt = t.seconds();
     state.step = s + 1;
     state.tokens_seen += st.loss_units;
@@ -172,7 +213,8 @@ void Trainer::fit(Objective& obj, const CheckpointOptions& ckpt) {
     if (grid_.rank == 0) {
       nlohmann::json j = {{"step", s + 1},         {"loss", st.loss},
                           {"grad_norm", st.grad_norm}, {"lr", st.lr},
-                          {"tokens", st.tokens},   {"seconds", dt}};
+                          {"tokens", st.tokens},   {"seconds", dt},
+                          {"comm_seconds", comm}};
       metrics << j.dump() << "\n" << std::flush;
     }
     if (evaluate && eval_every > 0 && ((s + 1) % eval_every == 0 || s + 1 == tc_.steps)) {
@@ -188,11 +230,8 @@ void Trainer::fit(Objective& obj, const CheckpointOptions& ckpt) {
     }
     const bool preempt = allreduce_max(preemption_requested() ? 1 : 0, grid_.world) != 0;
     if (preempt || (ckpt.save_every > 0 && (s + 1) % ckpt.save_every == 0)) {
-      if (grid_.rank == 0) {
-        ckpts.save(model_, m.data(), v.data(), state, ckpt.keep_last);
-        log0("saved %s", ckpts.step_dir(state.step).c_str());
-      }
-      barrier(grid_.world);
+      ckpts.save(model_, m.data(), v.data(), state, ckpt.keep_last, grid_);
+      log0("saved %s", ckpts.step_dir(state.step).c_str());
     }
     if (preempt) {
       log0("preempted: checkpoint of step %lld saved; exiting with code %d so the job can "
@@ -200,12 +239,9 @@ void Trainer::fit(Objective& obj, const CheckpointOptions& ckpt) {
       throw Preempted{(long long)state.step};
     }
   }
-  if (grid_.rank == 0) {
-    const std::string final_dir = (std::filesystem::path(out_dir_) / "final").string();
-    save_checkpoint(final_dir, model_, m.data(), v.data(), state);
-    log0("saved %s (step %lld)", final_dir.c_str(), (long long)state.step);
-  }
-  barrier(grid_.world);
+  const std::string final_dir = (std::filesystem::path(out_dir_) / "final").string();
+  save_checkpoint(final_dir, model_, m.data(), v.data(), state, grid_);
+  log0("saved %s (step %lld)", final_dir.c_str(), (long long)state.step);
 }
 
 }  // namespace xwin

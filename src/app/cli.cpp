@@ -6,8 +6,10 @@
 #include <map>
 
 #include "app/text_options.h"
+#include "core/error.h"
 #include "core/log.h"
 #include "core/version.h"
+#include "parallel/grid.h"
 
 namespace xwin {
 namespace cli {
@@ -52,7 +54,8 @@ static bool group_of(const std::string& section, Group* g) {
   static const std::map<std::string, Group> groups = {{"model", Group::Model},
                                                       {"train", Group::Train},
                                                       {"tokenizer", Group::Tokenizer},
-                                                      {"template", Group::Template}};
+                                                      {"template", Group::Template},
+                                                      {"parallel", Group::Parallel}};
   const auto it = groups.find(section);
   if (it != groups.end() && g) *g = it->second;
   return it != groups.end();
@@ -61,6 +64,17 @@ static bool group_of(const std::string& section, Group* g) {
 static void add_group(po::options_description& d, Group g) {
   if (g == Group::Tokenizer || g == Group::Template) {
     add_text_group(d, g);
+  } else if (g == Group::Parallel) {
+    po::options_description m("Parallel layout [parallel] (every phase; dp x tp x pp = ranks)");
+    m.add_options()
+      ("parallel.tp", po::value<int>()->default_value(1),
+       "tensor-parallel ranks (innermost: keep a TP group on one node); divides n_heads, d_ff, "
+       "vocab_size")
+      ("parallel.pp", po::value<int>()->default_value(1),
+       "pipeline stages (1F1B schedule); divides n_layers")
+      ("parallel.dp", po::value<int>()->default_value(0),
+       "data-parallel replicas; 0 = ranks / (tp x pp)");
+    d.add(m);
   } else if (g == Group::Model) {
     ModelConfig c;
     c.vocab_size = 512, c.d_model = 128, c.n_layers = 4, c.n_heads = 4, c.n_kv_heads = 4;
@@ -246,6 +260,7 @@ const Phase* parse(int argc, char** argv, po::variables_map& vm) {
   general.add_options()("help,h", "show this help")(
       "config", po::value<std::string>(), "INI deck with options (command line wins)");
   po::options_description desc = phase_description(*phase);
+  add_group(desc, Group::Parallel);
   po::options_description all;
   all.add(general).add(desc);
 
@@ -276,6 +291,12 @@ const Phase* parse(int argc, char** argv, po::variables_map& vm) {
     po::notify(vm);
   } catch (const po::error& e) {
     throw UsageError(std::string(e.what()) + "; see `xwin " + phase->name + " --help`");
+  }
+  try {  // collective: every rank parses the same options
+    configure_grid(vm["parallel.dp"].as<int>(), vm["parallel.tp"].as<int>(),
+                   vm["parallel.pp"].as<int>());
+  } catch (const Error& e) {
+    throw UsageError(e.what());
   }
   return phase;
 }

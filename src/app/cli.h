@@ -16,7 +16,7 @@ namespace xwin::cli {
 namespace po = boost::program_options;
 
 // Shared option groups, named by their deck section.
-enum class Group { Model, Train, Tokenizer, Template };
+enum class Group { Model, Train, Tokenizer, Template, Parallel };
 
 struct Phase {
   std::string name;     // "sft", or "data tokens" for two-word commands

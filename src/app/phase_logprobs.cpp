@@ -10,8 +10,86 @@
 #include "core/timer.h"
 #include "core/version.h"
 #include "io/h5.h"
+#include "parallel/pipeline.h"
 
 namespace xwin::cli {
+
+namespace {
+
+// Log-probabilities of some records: per record its id, n_scored, sum_logp, and its values
+// (concatenated in record order; offsets index them).
+struct Scores {
+  std::vector<int64_t> records, n_scored, offsets{0};
+  std::vector<double> sum_logp;
+  std::vector<float> logprobs;
+};
+
+// On the last stage after the forward of `recs`: every real position is scored; the mask only
+// selects what sum_logp adds up.
+void score_batch(Llama& model, const TokenDataset& data, const std::vector<size_t>& recs,
+                 const LmBatch& batch, int T, std::vector<float>& lp, Scores& out) {
+  std::vector<float> w(batch.tokens.size(), 0.f);
+  for (size_t b = 0; b < recs.size(); b++) {
+    const int len = (int)std::min<int64_t>(data.length(recs[b]), T);
+    for (int t = 0; t + 1 < len; t++) w[b * T + t] = 1.f;
+  }
+  lp.assign(batch.tokens.size(), 0.f);
+  model.lm_loss(batch.targets.data(), w.data(), false, lp.data());
+  for (size_t b = 0; b < recs.size(); b++) {
+    const int len = (int)std::min<int64_t>(data.length(recs[b]), T);
+    double sum = 0;
+    int64_t cnt = 0;
+    for (int t = 0; t + 1 < len; t++) {
+      out.logprobs.push_back(lp[b * T + t]);
+      if (batch.weights[b * T + t] > 0) sum += lp[b * T + t], cnt++;
+    }
+    out.records.push_back((int64_t)recs[b]);
+    out.sum_logp.push_back(sum);
+    out.n_scored.push_back(cnt);
+    out.offsets.push_back((int64_t)out.logprobs.size());
+  }
+}
+
+template <typename T>
+std::vector<T> gatherv(const std::vector<T>& x, MPI_Datatype type, MPI_Comm comm) {
+  if (comm == MPI_COMM_NULL) return x;
+  int rank = 0, size = 1;
+  MPI_Comm_rank(comm, &rank), MPI_Comm_size(comm, &size);
+  const int n = (int)x.size();
+  std::vector<int> counts(size), displs(size, 0);
+  MPI_Gather(&n, 1, MPI_INT, counts.data(), 1, MPI_INT, 0, comm);
+  for (int r = 1; r < size; r++) displs[r] = displs[r - 1] + counts[r - 1];
+  std::vector<T> out(rank == 0 ? (size_t)displs[size - 1] + counts[size - 1] : 0);
+  MPI_Gatherv(x.data(), n, type, out.data(), counts.data(), displs.data(), type, 0, comm);
+  return out;
+}
+
+// Every record's scores on rank 0 of comm, in record order (other ranks get empty vectors).
+Scores gather_scores(const Scores& local, size_t n, MPI_Comm comm) {
+  std::vector<int64_t> lengths(local.records.size());
+  for (size_t i = 0; i < lengths.size(); i++) lengths[i] = local.offsets[i + 1] - local.offsets[i];
+  const std::vector<int64_t> recs = gatherv(local.records, MPI_INT64_T, comm);
+  const std::vector<int64_t> lens = gatherv(lengths, MPI_INT64_T, comm);
+  const std::vector<int64_t> cnts = gatherv(local.n_scored, MPI_INT64_T, comm);
+  const std::vector<double> sums = gatherv(local.sum_logp, MPI_DOUBLE, comm);
+  const std::vector<float> vals = gatherv(local.logprobs, MPI_FLOAT, comm);
+  Scores all;
+  if (log_rank() != 0) return all;
+  require(recs.size() == n, "internal: logprobs gathered ", recs.size(), " of ", n, " records");
+  std::vector<int64_t> at(n), len(n);
+  int64_t pos = 0;
+  for (size_t i = 0; i < recs.size(); i++) at[recs[i]] = pos, len[recs[i]] = lens[i], pos += lens[i];
+  all.n_scored.resize(n), all.sum_logp.resize(n);
+  for (size_t i = 0; i < recs.size(); i++)
+    all.n_scored[recs[i]] = cnts[i], all.sum_logp[recs[i]] = sums[i];
+  for (size_t r = 0; r < n; r++) {
+    all.logprobs.insert(all.logprobs.end(), vals.begin() + at[r], vals.begin() + at[r] + len[r]);
+    all.offsets.push_back((int64_t)all.logprobs.size());
+  }
+  return all;
+}
+
+}  // namespace
 
 Phase phase_logprobs() {
   Phase p;
@@ -40,40 +118,45 @@ Phase phase_logprobs() {
     if (bs <= 0) throw UsageError("--batch_size must be positive");
     TokenDataset data = TokenDataset::load(data_path, model.cfg.vocab_size);
     const size_t n = data.size();
-    std::vector<float> logprobs;
-    std::vector<int64_t> offsets{0}, n_scored(n);
-    std::vector<double> sum_logp(n);
+    // Batch j (records [j*bs, (j+1)*bs)) belongs to data-parallel group j % dp; inside a group
+    // the batches are the micro-batches of a forward-only pipeline over its TP/PP ranks. The
+    // batches do not depend on the layout, so neither do the values.
+    const Grid& grid = model.grid;
+    const size_t n_batches = (n + bs - 1) / bs;
+    std::vector<size_t> mine;
+    for (size_t j = grid.dp_rank; j < n_batches; j += grid.dp_size) mine.push_back(j);
+    Scores local;  // this rank's records, in increasing order (last stage, TP rank 0 only)
     LmBatch batch;
+    std::vector<float> lp;
     Timer timer;
     int progress_lines = 1;
-    std::vector<float> lp;
-    for (size_t r0 = 0; r0 < n; r0 += bs) {
+    auto records = [&](int i) {
       std::vector<size_t> recs;
-      for (size_t r = r0; r < std::min(n, r0 + bs); r++) recs.push_back(r);
-      build_lm_batch(data, recs, T, batch);
-      // Score every real position; the mask only selects what sum_logp adds up.
-      std::vector<float> w(batch.tokens.size(), 0.f);
-      for (size_t b = 0; b < recs.size(); b++) {
-        const int len = (int)std::min<int64_t>(data.length(recs[b]), T);
-        for (int t = 0; t + 1 < len; t++) w[b * T + t] = 1.f;
-      }
-      model.forward(batch.tokens.data(), batch.B, T);
-      lp.assign(batch.tokens.size(), 0.f);
-      model.lm_loss(batch.targets.data(), w.data(), false, lp.data());
-      for (size_t b = 0; b < recs.size(); b++) {
-        const int len = (int)std::min<int64_t>(data.length(recs[b]), T);
-        for (int t = 0; t + 1 < len; t++) {
-          logprobs.push_back(lp[b * T + t]);
-          if (batch.weights[b * T + t] > 0) sum_logp[recs[b]] += lp[b * T + t], n_scored[recs[b]]++;
-        }
-        offsets.push_back((int64_t)logprobs.size());
-      }
+      for (size_t r = mine[i] * bs; r < std::min(n, (mine[i] + 1) * bs); r++) recs.push_back(r);
+      return recs;
+    };
+    PipelineStage stage;
+    stage.prepare = [&](int i) {
+      build_lm_batch(data, records(i), T, batch);
+      return (size_t)batch.B * T * model.cfg.d_model;
+    };
+    stage.forward = [&](int i, const float* x) {
+      const float* y = model.forward_stage(batch.tokens.data(), x, batch.B, T, 0);
+      if (grid.last_stage()) score_batch(model, data, records(i), batch, T, lp, local);
       if (timer.seconds() > 10 * (double)progress_lines) {
         progress_lines++;
-        log0("logprobs: %zu/%zu records (%.1f records/s)", std::min(n, r0 + bs), n,
-             std::min(n, r0 + bs) / timer.seconds());
+        log0("logprobs: %zu/%zu batches on rank 0's group (%.1f batches/s)", (size_t)i + 1,
+             mine.size(), (i + 1) / timer.seconds());
       }
-    }
+      return y;
+    };
+    pipeline_forward(grid.pp, (int)mine.size(), stage);
+    if (!(grid.last_stage() && grid.tp_rank == 0)) local = Scores{};
+    const Scores all = gather_scores(local, n, grid.world);
+    const std::vector<float>& logprobs = all.logprobs;
+    const std::vector<int64_t>& offsets = all.offsets;
+    const std::vector<double>& sum_logp = all.sum_logp;
+    const std::vector<int64_t>& n_scored = all.n_scored;
     if (log_rank() == 0) {
       const std::string tmp = out + ".tmp";
       {

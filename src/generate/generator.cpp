@@ -1,10 +1,38 @@
 #include "generate/generator.h"
 
+#include <omp.h>
+
 #include <algorithm>
 
 #include "core/error.h"
 
 namespace xwin {
+
+namespace {
+
+// Prompts of one length are prefilled together, as many per forward pass as keep the pass's
+// activations (about 7 * d_model + 3 * d_ff floats a token) within 64 Mi floats (256 MiB): all 64
+// prompts of 64 tokens of a small model at once, a few 512-token prompts of a 7B one.
+constexpr size_t kPrefillFloats = size_t(1) << 26;
+
+int prefill_rows(const ModelConfig& c, int n) {
+  const size_t per_token = 7 * (size_t)c.d_model + 3 * (size_t)c.d_ff;
+  return (int)std::max<size_t>(1, kPrefillFloats / (per_token * (size_t)n));
+}
+
+// Records a drawn token in a row; returns true when the row is finished. (A template so that
+// it can take Generator's private Row.)
+template <class Row>
+bool accept(Row& row, const Draw& d, const SamplingParams& p, int Tmax, int64_t& generated) {
+  row.out.tokens.push_back(d.token);
+  row.out.logp.push_back(d.logp);
+  row.last = d.token;
+  generated++;
+  row.out.eos = d.token == p.eos_id;
+  return row.out.eos || (int)row.out.tokens.size() >= p.max_new_tokens || row.pos >= Tmax;
+}
+
+}  // namespace
 
 Generator::Generator(Llama& model, int batch, const SamplingParams& params)
     : model_(model), batch_(batch), params_(params), sampler_(params) {
@@ -14,12 +42,7 @@ Generator::Generator(Llama& model, int batch, const SamplingParams& params)
 
 bool Generator::append(Row& row, const float* logits, const GenRequest& req, int Tmax) {
   const Draw d = sampler_.draw(logits, model_.cfg.vocab_size, req.sample_id, row.pos);
-  row.out.tokens.push_back(d.token);
-  row.out.logp.push_back(d.logp);
-  row.last = d.token;
-  generated_++;
-  row.out.eos = d.token == params_.eos_id;
-  return row.out.eos || (int)row.out.tokens.size() >= params_.max_new_tokens || row.pos >= Tmax;
+  return accept(row, d, params_, Tmax, generated_);
 }
 
 void Generator::run(const std::vector<GenRequest>& reqs,
@@ -35,37 +58,72 @@ void Generator::run(const std::vector<GenRequest>& reqs,
           "within model.max_seq_len = ", model_.cfg.max_seq_len);
   KvCache cache = model_.make_cache(batch_, Tmax);
   std::vector<Row> rows(batch_);
-  std::vector<float> logits((size_t)batch_ * model_.cfg.vocab_size);
+  const int V = model_.cfg.vocab_size;
+  std::vector<float> logits((size_t)batch_ * V);
+  // Draws run in parallel over rows, one sampler (scratch buffers) per thread; a draw depends
+  // only on its logits, sample id and position, so the tokens are those of one-by-one draws.
+  std::vector<Sampler> samplers(std::max(1, omp_get_max_threads()), sampler_);
+  std::vector<Draw> draws(batch_);
+  const auto draw_rows = [&](const int* slots, int R) {
+#pragma omp parallel for schedule(dynamic) if (R > 1)
+    for (int i = 0; i < R; i++) {
+      const Row& row = rows[slots[i]];
+      draws[i] = samplers[omp_get_thread_num()].draw(&logits[(size_t)i * V], V,
+                                                     reqs[row.req].sample_id, row.pos);
+    }
+  };
+  std::vector<int> slots, pos, fill;
+  std::vector<int32_t> toks;
   size_t next = 0;
   const auto finish = [&](int s) {
     rows[s].active = false;
     done(rows[s].req, std::move(rows[s].out));
   };
   while (true) {
-    // Fill free slots: prefill the prompt and draw its first response token.
-    for (int s = 0; s < batch_; s++)
-      while (!rows[s].active && next < reqs.size()) {
-        Row& row = rows[s];
-        row = Row{};
-        row.active = true, row.req = next++;
-        const auto& prompt = reqs[row.req].prompt;
-        const int n = (int)prompt.size(), p0 = 0;
-        model_.forward_cached(prompt.data(), 1, n, &s, &p0, cache, logits.data());
-        row.pos = n;
-        if (append(row, logits.data(), reqs[row.req], Tmax)) finish(s);
+    // Fill free slots: give each a waiting prompt, prefill the prompts (those of equal length
+    // together, prefill_rows at a time), draw their first response tokens; a row finished by
+    // its first token frees its slot for the next round.
+    while (next < reqs.size()) {
+      fill.clear();
+      for (int s = 0; s < batch_ && next < reqs.size(); s++)
+        if (!rows[s].active) {
+          rows[s] = Row{};
+          rows[s].active = true, rows[s].req = next++;
+          rows[s].pos = (int)reqs[rows[s].req].prompt.size();
+          fill.push_back(s);
+        }
+      if (fill.empty()) break;
+      std::stable_sort(fill.begin(), fill.end(),
+                       [&](int a, int b) { return rows[a].pos < rows[b].pos; });
+      for (size_t i = 0; i < fill.size();) {
+        const int n = rows[fill[i]].pos;
+        const size_t cap = prefill_rows(model_.cfg, n);
+        size_t j = i;
+        toks.clear();
+        while (j < fill.size() && j - i < cap && rows[fill[j]].pos == n) {
+          const auto& prompt = reqs[rows[fill[j]].req].prompt;
+          toks.insert(toks.end(), prompt.begin(), prompt.end());
+          j++;
+        }
+        const int R = (int)(j - i);
+        pos.assign(R, 0);
+        model_.forward_cached(toks.data(), R, n, &fill[i], pos.data(), cache, logits.data());
+        draw_rows(&fill[i], R);
+        for (int k = 0; k < R; k++)
+          if (accept(rows[fill[i + k]], draws[k], params_, Tmax, generated_)) finish(fill[i + k]);
+        i = j;
       }
-    std::vector<int> slots, pos;
-    std::vector<int32_t> toks;
+    }
+    slots.clear(), pos.clear(), toks.clear();
     for (int s = 0; s < batch_; s++)
       if (rows[s].active) slots.push_back(s), pos.push_back(rows[s].pos), toks.push_back(rows[s].last);
     if (slots.empty()) return;
-    model_.forward_cached(toks.data(), (int)slots.size(), 1, slots.data(), pos.data(), cache,
-                          logits.data());
-    for (size_t i = 0; i < slots.size(); i++) {
-      Row& row = rows[slots[i]];
-      row.pos++;
-      if (append(row, &logits[i * model_.cfg.vocab_size], reqs[row.req], Tmax)) finish(slots[i]);
-    }
+    const int R = (int)slots.size();
+    model_.forward_cached(toks.data(), R, 1, slots.data(), pos.data(), cache, logits.data());
+    for (int s : slots) rows[s].pos++;
+    draw_rows(slots.data(), R);
+    for (int i = 0; i < R; i++)
+      if (accept(rows[slots[i]], draws[i], params_, Tmax, generated_)) finish(slots[i]);
   }
 }
 

@@ -14,15 +14,26 @@
 #include "kernels/cpu/rmsnorm.h"
 #include "kernels/cpu/rope.h"
 #include "kernels/cpu/swiglu.h"
+#include "kernels/cpu/vocab_parallel.h"
 
 namespace xwin {
 
 using namespace xwin::cpu;
 
-Llama::Llama(const ModelConfig& c) : cfg(c), layout(c) {
+static Shard shard_of(const Grid& g) { return Shard{g.tp_rank, g.tp_size, g.pp_rank, g.pp_size}; }
+
+Llama::Llama(const ModelConfig& c, const Grid& g) : cfg(c), grid(g), layout(c, shard_of(g)) {
   cfg.validate("model config");
+  const Shard& s = layout.shard;
+  NH_ = cfg.n_heads / s.tp;
+  NKV_ = s.kv_split(cfg) ? cfg.n_kv_heads / s.tp : 1;
+  F_ = cfg.d_ff / s.tp;
+  V_ = cfg.vocab_size / s.tp;
+  v0_ = s.tp_rank * V_;
+  L0_ = s.layer_begin(cfg), L1_ = s.layer_end(cfg);
   params.assign(layout.total, 0.f);
   grads.assign(layout.total, 0.f);
+  slots_.resize(1);
 }
 
 void Llama::init_random(uint64_t seed) {
@@ -36,7 +47,7 @@ void Llama::init_random(uint64_t seed) {
     } else {
 #pragma omp parallel for schedule(static)
       for (size_t i = 0; i < t.numel; i++)
-        p[i] = (float)(t.init_std * rng_normal(seed, stream, i));
+        p[i] = (float)(t.init_std * rng_normal(seed, stream, t.logical_index(i)));
     }
   }
 }
@@ -47,27 +58,35 @@ static void grow(std::vector<float>& v, size_t n) {
   if (v.size() < n) v.assign(n, 0.f);
 }
 
+void Llama::size_slot(Acts& a, int N) {
+  if (N <= a.cap_tokens) return;
+  const size_t C = cfg.d_model, HD = cfg.head_dim(), QD = NH_ * HD, KD = NKV_ * HD;
+  a.layers.resize(L1_ - L0_);
+  for (auto& l : a.layers) {
+    grow(l.resid_in, N * C), grow(l.ln1, N * C), grow(l.rstd1, N);
+    grow(l.q, N * QD), grow(l.k, N * KD), grow(l.v, N * KD), grow(l.att, N * QD);
+    grow(l.lse, (size_t)N * NH_);
+    grow(l.resid_mid, N * C), grow(l.ln2, N * C), grow(l.rstd2, N);
+    grow(l.gate, N * (size_t)F_), grow(l.up, N * (size_t)F_), grow(l.act, N * (size_t)F_);
+  }
+  grow(a.resid_final, N * C);
+  if (layout.shard.last_stage()) grow(a.final_norm, N * C), grow(a.rstd_final, N);
+  a.cap_tokens = N;
+}
+
 void Llama::reserve(int B, int T) {
   require(T <= cfg.max_seq_len, "sequence length ", T, " exceeds model.max_seq_len = ",
           cfg.max_seq_len, "; lower train.seq_len or use a model with a longer context");
-  const size_t N = (size_t)B * T, C = cfg.d_model, F = cfg.d_ff, HD = cfg.head_dim();
-  const size_t QD = cfg.n_heads * HD, KD = cfg.n_kv_heads * HD;
+  const size_t N = (size_t)B * T, C = cfg.d_model, HD = cfg.head_dim();
+  const size_t QD = NH_ * HD, KD = NKV_ * HD, F = F_;
+  size_slot(slots_[cur_], (int)N);
   if ((int)N > cap_tokens_) {
-    acts_.resize(cfg.n_layers);
-    for (auto& a : acts_) {
-      grow(a.resid_in, N * C), grow(a.ln1, N * C), grow(a.rstd1, N);
-      grow(a.q, N * QD), grow(a.k, N * KD), grow(a.v, N * KD), grow(a.att, N * QD);
-      grow(a.lse, (size_t)B * cfg.n_heads * T);
-      grow(a.resid_mid, N * C), grow(a.ln2, N * C), grow(a.rstd2, N);
-      grow(a.gate, N * F), grow(a.up, N * F), grow(a.act, N * F);
-    }
-    grow(resid_final_, N * C), grow(final_norm_, N * C), grow(rstd_final_, N);
     grow(dfinal_norm_, N * C);
     grow(dresid_, N * C), grow(dln_, N * C), grow(dq_, N * QD), grow(dk_, N * KD);
     grow(dv_, N * KD), grow(datt_, N * QD), grow(dgate_, N * F), grow(dup_, N * F);
     grow(dact_, N * F);
     ce_chunk_ = 256;
-    grow(ce_scratch_, (size_t)ce_chunk_ * cfg.vocab_size);
+    if (layout.shard.last_stage()) grow(ce_scratch_, (size_t)ce_chunk_ * V_);
     cap_tokens_ = (int)N;
   }
   ensure_rope(T);
@@ -82,6 +101,12 @@ void Llama::ensure_rope(int T) {
   cap_T_ = T;
 }
 
+void Llama::require_whole(const char* what) const {
+  require(layout.shard.pp == 1, what, " needs every layer on this rank, but the model is split ",
+          "into ", layout.shard.pp, " pipeline stages; run it through the trainer's pipeline ",
+          "schedule, or use parallel.pp = 1");
+}
+
 const float* Llama::lm_weight() const {
   const char* name = cfg.tie_embeddings ? "model.embed_tokens.weight" : "lm_head.weight";
   return params.data() + layout.at(name).offset;
@@ -92,18 +117,38 @@ float* Llama::lm_weight_grad() {
 }
 
 void Llama::forward(const int32_t* tokens, int B, int T) {
+  require_whole("Llama::forward");
+  forward_stage(tokens, nullptr, B, T, 0);
+}
+
+const float* Llama::forward_stage(const int32_t* tokens, const float* x, int B, int T, int slot) {
+  if ((int)slots_.size() <= slot) slots_.resize(slot + 1);
+  cur_ = slot;
   reserve(B, T);
-  B_ = B, T_ = T;
-  const int N = B * T, C = cfg.d_model, F = cfg.d_ff, HD = cfg.head_dim();
-  const int NH = cfg.n_heads, NKV = cfg.n_kv_heads, QD = NH * HD, KD = NKV * HD;
-  for (int n = 0; n < N; n++)
-    require(tokens[n] >= 0 && tokens[n] < cfg.vocab_size, "token id ", tokens[n],
-            " at position ", n, " is outside the vocabulary [0, ", cfg.vocab_size,
-            "); the data was tokenized for a different model");
-  embedding_forward(acts_[0].resid_in.data(), tokens, param("model.embed_tokens.weight"), N, C);
-  for (int l = 0; l < cfg.n_layers; l++) {
-    LayerActs& a = acts_[l];
-    float* resid_out = l + 1 < cfg.n_layers ? acts_[l + 1].resid_in.data() : resid_final_.data();
+  Acts& A = slots_[slot];
+  A.B = B_ = B, A.T = T_ = T;
+  const int N = B * T, C = cfg.d_model, F = F_, HD = cfg.head_dim();
+  const int NH = NH_, NKV = NKV_, QD = NH * HD, KD = NKV * HD;
+  const MPI_Comm tp = grid.tp;
+  const bool first = layout.shard.first_stage(), last = layout.shard.last_stage();
+  float* x0 = L1_ > L0_ ? A.layers[0].resid_in.data() : A.resid_final.data();
+  if (first) {
+    for (int n = 0; n < N; n++)
+      require(tokens[n] >= 0 && tokens[n] < cfg.vocab_size, "token id ", tokens[n],
+              " at position ", n, " is outside the vocabulary [0, ", cfg.vocab_size,
+              "); the data was tokenized for a different model");
+    if (layout.shard.tp == 1) {
+      embedding_forward(x0, tokens, param("model.embed_tokens.weight"), N, C);
+    } else {
+      embedding_forward_shard(x0, tokens, param("model.embed_tokens.weight"), N, C, v0_, V_);
+      allreduce_sum(x0, (size_t)N * C, tp);
+    }
+  } else {
+    std::copy_n(x, (size_t)N * C, x0);
+  }
+  for (int l = L0_; l < L1_; l++) {
+    LayerActs& a = A.layers[l - L0_];
+    float* resid_out = l + 1 < L1_ ? A.layers[l + 1 - L0_].resid_in.data() : A.resid_final.data();
     rmsnorm_forward(a.ln1.data(), a.rstd1.data(), a.resid_in.data(),
                     param(layer_name(l, "input_layernorm.weight")), N, C, cfg.norm_eps);
     matmul_forward(a.q.data(), a.ln1.data(), param(layer_name(l, "self_attn.q_proj.weight")), N,
@@ -118,6 +163,7 @@ void Llama::forward(const int32_t* tokens, int B, int T) {
                       NKV, HD);
     matmul_forward(a.resid_mid.data(), a.att.data(),
                    param(layer_name(l, "self_attn.o_proj.weight")), N, QD, C);
+    allreduce_sum(a.resid_mid.data(), (size_t)N * C, tp);  // row-parallel: sum the partials
     add_inplace(a.resid_mid.data(), a.resid_in.data(), (size_t)N * C);
     rmsnorm_forward(a.ln2.data(), a.rstd2.data(), a.resid_mid.data(),
                     param(layer_name(l, "post_attention_layernorm.weight")), N, C, cfg.norm_eps);
@@ -126,48 +172,87 @@ void Llama::forward(const int32_t* tokens, int B, int T) {
     matmul_forward(a.up.data(), a.ln2.data(), param(layer_name(l, "mlp.up_proj.weight")), N, C, F);
     swiglu_forward(a.act.data(), a.gate.data(), a.up.data(), (size_t)N * F);
     matmul_forward(resid_out, a.act.data(), param(layer_name(l, "mlp.down_proj.weight")), N, F, C);
+    allreduce_sum(resid_out, (size_t)N * C, tp);
     add_inplace(resid_out, a.resid_mid.data(), (size_t)N * C);
   }
-  rmsnorm_forward(final_norm_.data(), rstd_final_.data(), resid_final_.data(),
+  if (!last) return A.resid_final.data();
+  rmsnorm_forward(A.final_norm.data(), A.rstd_final.data(), A.resid_final.data(),
                   param("model.norm.weight"), N, C, cfg.norm_eps);
+  return A.final_norm.data();
 }
 
 double Llama::lm_loss(const int32_t* targets, const float* weights, bool grad, float* logp) {
+  require(layout.shard.last_stage(), "internal: lm_loss on pipeline stage ",
+          layout.shard.pp_rank, ", which holds no LM head");
   LmHeadCE a;
-  a.x = final_norm_.data();
+  a.x = slots_[cur_].final_norm.data();
   a.W = lm_weight();
   a.targets = targets;
   a.weights = weights;
-  a.N = B_ * T_, a.C = cfg.d_model, a.V = cfg.vocab_size;
+  a.N = B_ * T_, a.C = cfg.d_model, a.V = V_;
   a.scratch = ce_scratch_.data();
   a.chunk = ce_chunk_;
   a.dx = grad ? dfinal_norm_.data() : nullptr;
   a.dW = grad ? lm_weight_grad() : nullptr;
   a.logp = logp;
-  return lm_head_ce(a);
+  if (layout.shard.tp == 1) return lm_head_ce(a);
+  VocabReduce r;
+  r.v0 = v0_;
+  r.max = [this](float* x, int n) { allreduce_max(x, n, grid.tp); };
+  r.sum = [this](double* x, int n) { allreduce_sum(x, n, grid.tp); };
+  const double loss = lm_head_ce_vocab_parallel(a, r);
+  if (a.dx) allreduce_sum(a.dx, (size_t)a.N * a.C, grid.tp);
+  return loss;
 }
 
 void Llama::logits(float* out) const {
-  matmul_forward(out, final_norm_.data(), lm_weight(), B_ * T_, cfg.d_model, cfg.vocab_size);
+  require(layout.shard.last_stage(), "internal: logits() on a pipeline stage without the head");
+  const int N = B_ * T_;
+  const float* x = slots_[cur_].final_norm.data();
+  if (layout.shard.tp == 1) {
+    matmul_forward(out, x, lm_weight(), N, cfg.d_model, cfg.vocab_size);
+    return;
+  }
+  // Small models only (validation, inspection): gather the vocabulary shards.
+  const int tp = layout.shard.tp;
+  std::vector<float> local((size_t)N * V_), all((size_t)tp * N * V_);
+  matmul_forward(local.data(), x, lm_weight(), N, cfg.d_model, V_);
+  allgather(local.data(), all.data(), local.size(), grid.tp);
+  for (int r = 0; r < tp; r++)
+    for (int n = 0; n < N; n++)
+      std::copy_n(&all[((size_t)r * N + n) * V_], V_, out + (size_t)n * cfg.vocab_size + r * V_);
 }
 
 void Llama::values(float* out) const {
   require(cfg.value_head, "internal: values() on a model without a value head");
   const float* w = params.data() + layout.at("value_head.weight").offset;
   const float b = params[layout.at("value_head.bias").offset];
-  matmul_forward(out, final_norm_.data(), w, B_ * T_, cfg.d_model, 1);
+  matmul_forward(out, slots_[cur_].final_norm.data(), w, B_ * T_, cfg.d_model, 1);
   for (int n = 0; n < B_ * T_; n++) out[n] += b;
 }
 
 void Llama::backward(const int32_t* tokens) {
-  const int B = B_, T = T_, N = B * T, C = cfg.d_model, F = cfg.d_ff, HD = cfg.head_dim();
-  const int NH = cfg.n_heads, NKV = cfg.n_kv_heads, QD = NH * HD, KD = NKV * HD;
+  require_whole("Llama::backward");
+  backward_stage(tokens, nullptr, cur_);
+}
+
+const float* Llama::backward_stage(const int32_t* tokens, const float* dy, int slot) {
+  cur_ = slot;
+  Acts& A = slots_[slot];
+  const int B = A.B, T = A.T, N = B * T, C = cfg.d_model, F = F_, HD = cfg.head_dim();
+  const int NH = NH_, NKV = NKV_, QD = NH * HD, KD = NKV * HD;
   const size_t NC = (size_t)N * C;
-  std::fill_n(dresid_.begin(), NC, 0.f);
-  rmsnorm_backward(dresid_.data(), grad("model.norm.weight"), dfinal_norm_.data(),
-                   resid_final_.data(), param("model.norm.weight"), rstd_final_.data(), N, C);
-  for (int l = cfg.n_layers - 1; l >= 0; l--) {
-    LayerActs& a = acts_[l];
+  const MPI_Comm tp = grid.tp;
+  if (layout.shard.last_stage()) {
+    std::fill_n(dresid_.begin(), NC, 0.f);
+    rmsnorm_backward(dresid_.data(), grad("model.norm.weight"), dfinal_norm_.data(),
+                     A.resid_final.data(), param("model.norm.weight"), A.rstd_final.data(), N, C);
+    grads_ready("model.norm.weight", layout.tensors.back().name);
+  } else {
+    std::copy_n(dy, NC, dresid_.begin());
+  }
+  for (int l = L1_ - 1; l >= L0_; l--) {
+    LayerActs& a = A.layers[l - L0_];
     // MLP block: resid_out = resid_mid + down(swiglu(gate(ln2), up(ln2))).
     std::fill_n(dact_.begin(), (size_t)N * F, 0.f);
     matmul_backward(dact_.data(), grad(layer_name(l, "mlp.down_proj.weight")), dresid_.data(),
@@ -179,6 +264,7 @@ void Llama::backward(const int32_t* tokens) {
                     a.ln2.data(), param(layer_name(l, "mlp.gate_proj.weight")), N, C, F);
     matmul_backward(dln_.data(), grad(layer_name(l, "mlp.up_proj.weight")), dup_.data(),
                     a.ln2.data(), param(layer_name(l, "mlp.up_proj.weight")), N, C, F);
+    allreduce_sum(dln_.data(), NC, tp);  // column-parallel: sum the input gradient's partials
     rmsnorm_backward(dresid_.data(), grad(layer_name(l, "post_attention_layernorm.weight")),
                      dln_.data(), a.resid_mid.data(),
                      param(layer_name(l, "post_attention_layernorm.weight")), a.rstd2.data(), N,
@@ -198,14 +284,58 @@ void Llama::backward(const int32_t* tokens) {
                     a.ln1.data(), param(layer_name(l, "self_attn.k_proj.weight")), N, C, KD);
     matmul_backward(dln_.data(), grad(layer_name(l, "self_attn.v_proj.weight")), dv_.data(),
                     a.ln1.data(), param(layer_name(l, "self_attn.v_proj.weight")), N, C, KD);
+    allreduce_sum(dln_.data(), NC, tp);
     rmsnorm_backward(dresid_.data(), grad(layer_name(l, "input_layernorm.weight")), dln_.data(),
                      a.resid_in.data(), param(layer_name(l, "input_layernorm.weight")),
                      a.rstd1.data(), N, C);
+    grads_ready(layer_name(l, "input_layernorm.weight"), layer_name(l, "mlp.down_proj.weight"));
   }
-  embedding_backward(grad("model.embed_tokens.weight"), dresid_.data(), tokens, N, C);
+  if (!layout.shard.first_stage()) return dresid_.data();
+  if (layout.shard.tp == 1)
+    embedding_backward(grad("model.embed_tokens.weight"), dresid_.data(), tokens, N, C);
+  else
+    embedding_backward_shard(grad("model.embed_tokens.weight"), dresid_.data(), tokens, N, C, v0_,
+                             V_);
+  grads_ready("model.embed_tokens.weight", "model.embed_tokens.weight");
+  return nullptr;
+}
+
+// Tensors first .. last are contiguous in the layout (layer-major order).
+void Llama::grads_ready(const std::string& first, const std::string& last) {
+  if (!on_grads_ready) return;
+  const TensorInfo &a = layout.at(first), &b = layout.at(last);
+  on_grads_ready(a.offset, b.offset + b.numel - a.offset);
+}
+
+// A replicated KV head's gradient is split over the ranks sharing it (each saw only its query
+// heads): sum it over the TP group, every rank placing its block at its head's rows.
+void Llama::allreduce_kv_grad(const std::string& name) {
+  const TensorInfo& t = layout.at(name);
+  const size_t per_head = t.numel, heads = cfg.n_kv_heads;
+  const size_t at = (size_t)t.slice_start[0] / cfg.head_dim();
+  std::vector<float> all(heads * per_head, 0.f);
+  std::copy_n(grads.data() + t.offset, per_head, &all[at * per_head]);
+  allreduce_sum(all.data(), all.size(), grid.tp);
+  std::copy_n(&all[at * per_head], per_head, grads.data() + t.offset);
+}
+
+void Llama::allreduce_shared_grads() {
+  if (layout.shard.tp > 1 && !layout.shard.kv_split(cfg))
+    for (int l = L0_; l < L1_; l++) {
+      allreduce_kv_grad(layer_name(l, "self_attn.k_proj.weight"));
+      allreduce_kv_grad(layer_name(l, "self_attn.v_proj.weight"));
+    }
+  if (cfg.tie_embeddings && layout.shard.pp > 1 && grid.embed != MPI_COMM_NULL) {
+    const TensorInfo& t = layout.at("model.embed_tokens.weight");
+    allreduce_sum(grads.data() + t.offset, t.numel, grid.embed);
+  }
 }
 
 KvCache Llama::make_cache(int slots, int Tmax) const {
+  require(layout.shard.tp == 1 && layout.shard.pp == 1,
+          "KV-cache decoding (xwin sample) needs the whole model on each rank, but this run has ",
+          "parallel.tp = ", layout.shard.tp, " and parallel.pp = ", layout.shard.pp,
+          "; sample with parallel.tp = 1 and parallel.pp = 1 (data parallelism spreads prompts)");
   require(Tmax <= cfg.max_seq_len, "KV cache of ", Tmax, " positions exceeds model.max_seq_len = ",
           cfg.max_seq_len, "; lower the prompt length or max new tokens");
   KvCache c;
@@ -220,6 +350,8 @@ void Llama::forward_cached(const int32_t* tokens, int R, int n, const int* slot,
                            KvCache& cache, float* logits_out) {
   const int N = R * n, C = cfg.d_model, F = cfg.d_ff, HD = cfg.head_dim();
   const int NH = cfg.n_heads, NKV = cfg.n_kv_heads, QD = NH * HD, KD = NKV * HD;
+  require(layout.shard.tp == 1 && layout.shard.pp == 1,
+          "internal: forward_cached on a model split by tensor or pipeline parallelism");
   for (int r = 0; r < R; r++)
     require(slot[r] >= 0 && slot[r] < cache.slots && pos[r] >= 0 && pos[r] + n <= cache.Tmax,
             "KV cache overflow: row ", r, " needs positions up to ", pos[r] + n, " of slot ",

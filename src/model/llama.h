@@ -7,12 +7,22 @@
 //   model.backward(tokens);                      // accumulates into model.grads
 // Other heads (the reward model's value head) write d(final norm output) themselves and call
 // backward() the same way.
+//
+// Model parallelism (the grid's tp and pp groups) keeps this shape. Tensor parallelism is
+// Megatron's: column-parallel q/k/v and gate/up, row-parallel o/down (one all-reduce of the
+// block output in forward, one of the block input's gradient in backward), a vocab-parallel
+// embedding and LM head whose cross-entropy never gathers the logits; hidden(), dhidden(),
+// lm_loss(), values() and logp mean the same on every TP rank as on one rank. Under pipeline
+// parallelism a rank holds one stage's layers and the trainer's schedule drives forward_stage /
+// backward_stage; forward() and backward() then refuse (they need the whole layer stack).
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "model/config.h"
 #include "model/layout.h"
+#include "parallel/grid.h"
 
 namespace xwin {
 
@@ -25,9 +35,12 @@ struct KvCache {
 
 class Llama {
  public:
-  explicit Llama(const ModelConfig& cfg);
+  // The model as one rank of grid (by default the job's configured layout; on one rank, or
+  // with tp = pp = 1, the whole model). Throws when tp / pp do not divide the model's sizes.
+  explicit Llama(const ModelConfig& cfg, const Grid& grid = Grid::from_world());
 
   const ModelConfig cfg;
+  const Grid grid;
   const ParamLayout layout;
   std::vector<float> params;
   std::vector<float> grads;
@@ -36,7 +49,7 @@ class Llama {
   float* grad(const std::string& name) { return grads.data() + layout.at(name).offset; }
 
   // Normal(0, init_std) weights and unit norms; each element is a function of (seed, tensor
-  // name, element index) only.
+  // name, logical element index) only, so every layout starts from the same weights.
   void init_random(uint64_t seed);
   void zero_grad();
 
@@ -46,7 +59,7 @@ class Llama {
   // Forward pass through the final RMSNorm for tokens [B, T]; T <= max_seq_len.
   void forward(const int32_t* tokens, int B, int T);
   // Final normed hidden states [B*T, d_model] of the last forward.
-  const float* hidden() const { return final_norm_.data(); }
+  const float* hidden() const { return slots_[cur_].final_norm.data(); }
   // Gradient w.r.t. hidden(), to be written by a head before backward().
   float* dhidden() { return dfinal_norm_.data(); }
 
@@ -62,10 +75,28 @@ class Llama {
   // Backward from dhidden() to the embedding; accumulates (+=) into grads.
   void backward(const int32_t* tokens);
 
+  // One pipeline stage on micro-batch activations held in `slot` (several micro-batches are in
+  // flight under 1F1B). forward_stage reads tokens on the first stage and x ([B*T, d_model],
+  // the previous stage's output) elsewhere; it returns this stage's output (the residual
+  // stream after its last layer; on the last stage, hidden()). backward_stage starts from
+  // dhidden() on the last stage and from dy elsewhere, and returns the gradient of the stage's
+  // input (null on the first stage, which ends in the embedding).
+  const float* forward_stage(const int32_t* tokens, const float* x, int B, int T, int slot);
+  const float* backward_stage(const int32_t* tokens, const float* dy, int slot);
+  // When set, backward_stage reports each range of grads that this backward has finished
+  // writing (the head and final norm, then each layer, then the embedding), so that the
+  // data-parallel reduction of a range can start while the backward goes on.
+  std::function<void(size_t offset, size_t n)> on_grads_ready;
+  // Sums the gradients of weights that several ranks hold copies of and that each rank only
+  // sees part of the gradient of: replicated GQA KV heads (TP) and the tied embedding on the
+  // first and last stage (PP). Call once per step, after the last backward.
+  void allreduce_shared_grads();
+
   // Incremental decoding. forward_cached runs n new tokens for each of R rows: row r's tokens
   // tokens[r*n .. r*n+n) sit at positions pos[r] .. pos[r]+n-1 of cache slot slot[r] (n > 1 is
   // a prefill); their keys/values are appended to the cache and the logits of each row's last
-  // new token are written to logits [R, vocab]. Same math as forward() + logits().
+  // new token are written to logits [R, vocab]. Same math as forward() + logits(). Needs the
+  // whole model on the rank (tp = pp = 1; data parallelism is fine).
   KvCache make_cache(int slots, int Tmax) const;
   void forward_cached(const int32_t* tokens, int R, int n, const int* slot, const int* pos,
                       KvCache& cache, float* logits);
@@ -75,9 +106,17 @@ class Llama {
     std::vector<float> resid_in, ln1, rstd1, q, k, v, att, lse, resid_mid, ln2, rstd2, gate, up,
         act;
   };
-  int B_ = 0, T_ = 0, cap_tokens_ = 0, cap_T_ = 0;
-  std::vector<LayerActs> acts_;
-  std::vector<float> resid_final_, final_norm_, rstd_final_, dfinal_norm_;
+  // One micro-batch's activations: this stage's layers, and its output.
+  struct Acts {
+    int B = 0, T = 0, cap_tokens = 0;
+    std::vector<LayerActs> layers;
+    std::vector<float> resid_final, final_norm, rstd_final;
+  };
+  // Local sizes: this rank's heads, KV heads, MLP width and vocabulary rows; its layers.
+  int NH_, NKV_, F_, V_, v0_, L0_, L1_;
+  int B_ = 0, T_ = 0, cap_tokens_ = 0, cap_T_ = 0, cur_ = 0;
+  std::vector<Acts> slots_;
+  std::vector<float> dfinal_norm_;
   std::vector<float> rope_cos_, rope_sin_;
   // Backward scratch, shared across layers.
   std::vector<float> dresid_, dln_, dq_, dk_, dv_, datt_, dgate_, dup_, dact_, ce_scratch_;
@@ -86,6 +125,10 @@ class Llama {
   const float* lm_weight() const;
   void ensure_rope(int T);
   float* lm_weight_grad();
+  void size_slot(Acts& a, int N);
+  void require_whole(const char* what) const;
+  void allreduce_kv_grad(const std::string& name);
+  void grads_ready(const std::string& first, const std::string& last);
 };
 
 }  // namespace xwin
