@@ -23,7 +23,7 @@ run full >full.log
 
 # Wait until metrics.jsonl of $1 has at least $2 lines.
 wait_steps() {
-  for _ in $(seq 1 600); do
+  for _ in $(seq 1 4800); do  # up to 4 minutes on a loaded machine
     [ -f "$1/metrics.jsonl" ] && [ "$(wc -l <"$1/metrics.jsonl")" -ge "$2" ] && return 0
     sleep 0.05
   done
