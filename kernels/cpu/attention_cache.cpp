@@ -2,12 +2,15 @@
 // computed into a per-thread buffer of length <= Tmax, then a max, exp and weighted sum of v;
 // linear in the context length, parallel over (row, head).
 //
-// With AVX2 + FMA and head_dim a multiple of 8 up to 128 the two walks are register kernels:
-// the query and the output accumulators stay in ymm registers, eight keys' dot products are
-// summed across lanes together (one transpose-add of eight vectors instead of eight horizontal
-// sums), and the v walk takes two keys at a time into two accumulator sets so the FMA chains
-// overlap. Otherwise (or for other head sizes) the portable loops below run; both compute the
-// same sums, in a different order, so results agree to float rounding.
+// With AVX2 + FMA and head_dim in {8, 16, 32, 64, 128} the walks are register kernels: the
+// query and the output accumulators stay in ymm registers, eight keys' dot products are summed
+// across lanes together (one transpose-add of eight vectors instead of eight horizontal sums),
+// and the v walk takes two keys at a time into two accumulator sets so the FMA chains overlap.
+// A decode step of many rows (n = 1, at least 4 rows per thread) instead gives each task a whole
+// row: it walks the row's cache positions in order, all heads at once, so the cache (read once
+// per step, the kernel's real cost: it does not fit in cache) streams sequentially rather than
+// as one strided walk per head. Otherwise, or for other head sizes, the portable loops run.
+// The paths sum in different orders, so results agree to float rounding, not bit for bit.
 #include "kernels/cpu/attention_cache.h"
 
 #include <omp.h>
