@@ -74,18 +74,30 @@ Args parse(int argc, char** argv) {
     const long x = std::strtol(v, &end, 10);
     if (!end || *end || x <= 0) usage(("bad value for " + k + ": " + v).c_str());
     const int n = (int)x;
-    if (k == "--vocab") a.vocab = n;
-    else if (k == "--d_model") a.d_model = n;
-    else if (k == "--layers") a.layers = n;
-    else if (k == "--heads") a.heads = n;
-    else if (k == "--kv_heads") a.kv_heads = n;
-    else if (k == "--ffn") a.ffn = n;
-    else if (k == "--seq") a.seq = n;
-    else if (k == "--batch") a.batch = n;
-    else if (k == "--steps") a.steps = n;
-    else if (k == "--warmup") a.warmup = n;
-    else if (k == "--threads") a.threads = n;
-    else usage(("unknown flag " + k).c_str());
+    if (k == "--vocab")
+      a.vocab = n;
+    else if (k == "--d_model")
+      a.d_model = n;
+    else if (k == "--layers")
+      a.layers = n;
+    else if (k == "--heads")
+      a.heads = n;
+    else if (k == "--kv_heads")
+      a.kv_heads = n;
+    else if (k == "--ffn")
+      a.ffn = n;
+    else if (k == "--seq")
+      a.seq = n;
+    else if (k == "--batch")
+      a.batch = n;
+    else if (k == "--steps")
+      a.steps = n;
+    else if (k == "--warmup")
+      a.warmup = n;
+    else if (k == "--threads")
+      a.threads = n;
+    else
+      usage(("unknown flag " + k).c_str());
   }
   if (a.kv_heads == 0) a.kv_heads = a.heads;
   return a;
@@ -101,7 +113,8 @@ double step_flops(const Args& a) {
   const double per_layer = C * QD + 2 * C * KD + QD * C + 3 * C * F;
   const double matmul_params = a.layers * per_layer + (double)a.vocab * C;
   const double tokens = (double)a.batch * a.seq;
-  const double attn_fwd = (double)a.batch * a.layers * a.heads * 2.0 * (2.0 * a.seq * a.seq * hd) / 2.0;
+  const double attn_fwd =
+      (double)a.batch * a.layers * a.heads * 2.0 * (2.0 * a.seq * a.seq * hd) / 2.0;
   return 6.0 * tokens * matmul_params + 3.0 * attn_fwd;
 }
 
@@ -152,8 +165,8 @@ nlohmann::json sgemm_rate(int M, int IC, int OC, int reps) {
     return b;
   };
   const double nt = best([&] {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, OC, IC, 1.0f, inp.data(), IC,
-                W.data(), IC, 0.0f, out.data(), OC);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, OC, IC, 1.0f, inp.data(), IC, W.data(),
+                IC, 0.0f, out.data(), OC);
   });
   const double nn = best([&] {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, IC, OC, 1.0f, dout.data(), OC,
@@ -220,8 +233,8 @@ nlohmann::json phase_breakdown(const Args& a, xwin::Llama& model, const xwin::Lm
                 IC, 0.0f, Y.data(), OC);
   };
   auto nn = [&](int M, int IC, int OC) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, IC, OC, 1.0f, Y.data(), OC,
-                Wt.data(), IC, 1.0f, X.data(), IC);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, IC, OC, 1.0f, Y.data(), OC, Wt.data(),
+                IC, 1.0f, X.data(), IC);
   };
   auto tn = [&](int M, int IC, int OC) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, IC, M, 1.0f, Y.data(), OC, X.data(),
@@ -244,8 +257,8 @@ nlohmann::json phase_breakdown(const Args& a, xwin::Llama& model, const xwin::Lm
     j["sgemm_lm_head"] = time_median(reps, [&] {
       for (int r0 = 0; r0 < rows; r0 += chunk) {
         const int M = std::min(chunk, rows - r0);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, V, C, 1.0f, xb.data(), C,
-                    Wh.data(), C, 0.0f, logits.data(), V);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, V, C, 1.0f, xb.data(), C, Wh.data(),
+                    C, 0.0f, logits.data(), V);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, C, V, 1.0f, logits.data(), V,
                     Wh.data(), C, 0.0f, dxb.data(), C);
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, C, M, 1.0f, logits.data(), V,
@@ -280,39 +293,38 @@ nlohmann::json phase_breakdown(const Args& a, xwin::Llama& model, const xwin::Lm
     cpu::rope_tables(cs.data(), sn.data(), T, HD, 10000.f);
     const int L = a.layers;
     nlohmann::json k;
-    k["rmsnorm_fwd"] = (2 * L + 1) * time_median(reps, [&] {
-      cpu::rmsnorm_forward(y.data(), rstd.data(), x.data(), wn.data(), N, C, 1e-5f);
-    });
+    k["rmsnorm_fwd"] =
+        (2 * L + 1) * time_median(reps, [&] {
+          cpu::rmsnorm_forward(y.data(), rstd.data(), x.data(), wn.data(), N, C, 1e-5f);
+        });
     k["rmsnorm_bwd"] = (2 * L + 1) * time_median(reps, [&] {
-      cpu::rmsnorm_backward(dx.data(), dwn.data(), y.data(), x.data(), wn.data(), rstd.data(), N,
-                            C);
-    });
-    k["rope_fwd_or_bwd"] = L * time_median(reps, [&] {
-      cpu::rope_forward(gq.data(), cs.data(), sn.data(), B, T, a.heads, HD);
-      cpu::rope_forward(gk.data(), cs.data(), sn.data(), B, T, a.kv_heads, HD);
-    });
-    k["swiglu_fwd"] = L * time_median(reps, [&] {
-      cpu::swiglu_forward(d1.data(), g1.data(), g2.data(), NF);
-    });
-    k["swiglu_bwd"] = L * time_median(reps, [&] {
-      cpu::swiglu_backward(d1.data(), d2.data(), g3.data(), g1.data(), g2.data(), NF);
-    });
-    k["add_inplace_fwd"] = 2 * L * time_median(reps, [&] {
-      cpu::add_inplace(dx.data(), x.data(), NC);
-    });
+                         cpu::rmsnorm_backward(dx.data(), dwn.data(), y.data(), x.data(), wn.data(),
+                                               rstd.data(), N, C);
+                       });
+    k["rope_fwd_or_bwd"] =
+        L * time_median(reps, [&] {
+          cpu::rope_forward(gq.data(), cs.data(), sn.data(), B, T, a.heads, HD);
+          cpu::rope_forward(gk.data(), cs.data(), sn.data(), B, T, a.kv_heads, HD);
+        });
+    k["swiglu_fwd"] =
+        L * time_median(reps, [&] { cpu::swiglu_forward(d1.data(), g1.data(), g2.data(), NF); });
+    k["swiglu_bwd"] =
+        L * time_median(reps, [&] {
+          cpu::swiglu_backward(d1.data(), d2.data(), g3.data(), g1.data(), g2.data(), NF);
+        });
+    k["add_inplace_fwd"] =
+        2 * L * time_median(reps, [&] { cpu::add_inplace(dx.data(), x.data(), NC); });
     // backward zeroes dact (N*F), dln twice and datt (N*QD) per layer with std::fill_n.
     k["zero_fill_bwd"] = L * time_median(reps, [&] {
-      std::fill_n(d1.begin(), NF, 0.f);
-      std::fill_n(dx.begin(), NC, 0.f);
-      std::fill_n(dx.begin(), NC, 0.f);
-      std::fill_n(gq.begin(), (size_t)N * QD, 0.f);
-    });
-    k["embedding_fwd"] = time_median(reps, [&] {
-      cpu::embedding_forward(y.data(), batch.tokens.data(), wte.data(), N, C);
-    });
-    k["embedding_bwd"] = time_median(reps, [&] {
-      cpu::embedding_backward(dwte.data(), y.data(), batch.tokens.data(), N, C);
-    });
+                           std::fill_n(d1.begin(), NF, 0.f);
+                           std::fill_n(dx.begin(), NC, 0.f);
+                           std::fill_n(dx.begin(), NC, 0.f);
+                           std::fill_n(gq.begin(), (size_t)N * QD, 0.f);
+                         });
+    k["embedding_fwd"] = time_median(
+        reps, [&] { cpu::embedding_forward(y.data(), batch.tokens.data(), wte.data(), N, C); });
+    k["embedding_bwd"] = time_median(
+        reps, [&] { cpu::embedding_backward(dwte.data(), y.data(), batch.tokens.data(), N, C); });
     j["kernels"] = k;
   }
   (void)trainer;

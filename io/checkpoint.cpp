@@ -177,7 +177,7 @@ static Block block_of(const h5::File& f, const std::string& name) {
   b.shape = f.shape(name);
   b.logical = f.has_attr(name, "logical_shape") ? f.attr_ints(name, "logical_shape") : b.shape;
   b.start = f.has_attr(name, "slice_start") ? f.attr_ints(name, "slice_start")
-                                             : std::vector<int64_t>(b.shape.size(), 0);
+                                            : std::vector<int64_t>(b.shape.size(), 0);
   bool inside = b.logical.size() == b.shape.size() && b.start.size() == b.shape.size();
   for (size_t d = 0; inside && d < b.shape.size(); d++)
     inside = b.start[d] >= 0 && b.start[d] + b.shape[d] <= b.logical[d];
@@ -321,10 +321,10 @@ std::string checkpoint_info(const std::string& dir) {
   const ModelConfig cfg = checkpoint_config(dir);
   const ParamLayout whole(cfg);
   os << "checkpoint " << dir << "\n"
-     << "  step " << f0.attr_int("/", "step") << ", tokens seen "
-     << f0.attr_int("/", "tokens_seen") << ", layout " << shards.layout() << " ("
-     << shards.size() << " shard" << (shards.size() > 1 ? "s" : "") << "), written by "
-     << f0.attr_string("/", "xwin_version") << "\n"
+     << "  step " << f0.attr_int("/", "step") << ", tokens seen " << f0.attr_int("/", "tokens_seen")
+     << ", layout " << shards.layout() << " (" << shards.size() << " shard"
+     << (shards.size() > 1 ? "s" : "") << "), written by " << f0.attr_string("/", "xwin_version")
+     << "\n"
      << "  model " << cfg.to_json().dump() << "\n"
      << "  run   " << f0.attr_string("/", "run_config") << "\n";
   int bad = 0, checked = 0;
@@ -349,8 +349,7 @@ std::string checkpoint_info(const std::string& dir) {
           const Block b = block_of(f, name);
           shape = shape_str(b.shape) + (b.shape == b.logical ? "" : " of " + shape_str(b.logical));
           require(b.logical == t.logical_shape, f.path(), ": dataset ", name, " has shape ",
-                  shape_str(b.logical), " but the model config needs ",
-                  shape_str(t.logical_shape));
+                  shape_str(b.logical), " but the model config needs ", shape_str(t.logical_shape));
           read_block(f, name, buf);
         } catch (const std::exception& e) {
           status = std::string("BAD: ") + e.what();

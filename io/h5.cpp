@@ -16,19 +16,36 @@ Id& Id::operator=(Id&& o) noexcept {
 Id::~Id() {
   if (id_ < 0) return;
   switch (H5Iget_type(id_)) {
-    case H5I_FILE: H5Fclose(id_); break;
-    case H5I_GROUP: H5Gclose(id_); break;
-    case H5I_DATASET: H5Dclose(id_); break;
-    case H5I_DATASPACE: H5Sclose(id_); break;
-    case H5I_DATATYPE: H5Tclose(id_); break;
-    case H5I_ATTR: H5Aclose(id_); break;
-    case H5I_GENPROP_LST: H5Pclose(id_); break;
-    default: break;
+    case H5I_FILE:
+      H5Fclose(id_);
+      break;
+    case H5I_GROUP:
+      H5Gclose(id_);
+      break;
+    case H5I_DATASET:
+      H5Dclose(id_);
+      break;
+    case H5I_DATASPACE:
+      H5Sclose(id_);
+      break;
+    case H5I_DATATYPE:
+      H5Tclose(id_);
+      break;
+    case H5I_ATTR:
+      H5Aclose(id_);
+      break;
+    case H5I_GENPROP_LST:
+      H5Pclose(id_);
+      break;
+    default:
+      break;
   }
   id_ = -1;
 }
 
-void quiet_errors() { H5Eset_auto(H5E_DEFAULT, nullptr, nullptr); }
+void quiet_errors() {
+  H5Eset_auto(H5E_DEFAULT, nullptr, nullptr);
+}
 
 File::File(const std::string& path, char mode, MPI_Comm comm) : path_(path) {
   quiet_errors();
@@ -76,8 +93,7 @@ void File::write_raw(const std::string& name, hid_t type, const void* data,
   Id space(shape.empty() ? H5Screate(H5S_SCALAR)
                          : H5Screate_simple((int)dims.size(), dims.data(), nullptr));
   Id dset(H5Dcreate2(file_, name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
-  require(dset.get() >= 0, path_, ": cannot create dataset ", name,
-          " (does it already exist?)");
+  require(dset.get() >= 0, path_, ": cannot create dataset ", name, " (does it already exist?)");
   require(H5Dwrite(dset, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0, path_,
           ": writing dataset ", name, " failed (disk full or quota?)");
 }
@@ -115,8 +131,8 @@ void File::read_raw(const std::string& name, hid_t type, void* out, size_t n) co
   for (int64_t d : shape(name)) have *= (size_t)d;
   require(have == n, path_, ": dataset ", name, " has ", have, " elements, expected ", n);
   Id dset(H5Dopen2(file_, name.c_str(), H5P_DEFAULT));
-  require(H5Dread(dset, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) >= 0, path_,
-          ": reading dataset ", name, " failed (file truncated or damaged?)");
+  require(H5Dread(dset, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) >= 0, path_, ": reading dataset ",
+          name, " failed (file truncated or damaged?)");
 }
 
 void File::read(const std::string& n, float* o, size_t c) const {
@@ -167,8 +183,7 @@ void File::set_attr(const std::string& obj, const std::string& key, double value
   write_attr(file_, path_, obj, key, H5T_NATIVE_DOUBLE, &value);
 }
 
-void File::set_attr(const std::string& obj, const std::string& key,
-                    const std::vector<int64_t>& v) {
+void File::set_attr(const std::string& obj, const std::string& key, const std::vector<int64_t>& v) {
   Id o(H5Oopen(file_, obj.c_str(), H5P_DEFAULT));
   require(o.get() >= 0, path_, ": object ", obj, " is missing");
   if (H5Aexists(o, key.c_str()) > 0) H5Adelete(o, key.c_str());
@@ -233,11 +248,13 @@ std::vector<int64_t> File::attr_ints(const std::string& obj, const std::string& 
   Id space(H5Aget_space(attr));
   const hssize_t n = H5Sget_simple_extent_npoints(space);
   std::vector<int64_t> v(n > 0 ? n : 0);
-  require(v.empty() || H5Aread(attr, H5T_NATIVE_INT64, v.data()) >= 0, path_, ": attribute ",
-          key, " on ", obj, " is not a list of integers");
+  require(v.empty() || H5Aread(attr, H5T_NATIVE_INT64, v.data()) >= 0, path_, ": attribute ", key,
+          " on ", obj, " is not a list of integers");
   return v;
 }
 
-void File::flush() { H5Fflush(file_, H5F_SCOPE_GLOBAL); }
+void File::flush() {
+  H5Fflush(file_, H5F_SCOPE_GLOBAL);
+}
 
 }  // namespace xwin::h5

@@ -26,24 +26,24 @@ TokenDataset TokenDataset::load(const std::string& path, int vocab_size) {
   TokenDataset d;
   d.tokens = f.read_all<int32_t>("/tokens");
   d.offsets = f.read_all<int64_t>("/offsets");
-  require(!d.offsets.empty() && d.offsets.front() == 0 &&
-              d.offsets.back() == (int64_t)d.tokens.size(),
-          path, ": /offsets must start at 0 and end at the number of tokens (",
-          d.tokens.size(), "); the file is damaged or not an xwin token dataset");
+  require(
+      !d.offsets.empty() && d.offsets.front() == 0 && d.offsets.back() == (int64_t)d.tokens.size(),
+      path, ": /offsets must start at 0 and end at the number of tokens (", d.tokens.size(),
+      "); the file is damaged or not an xwin token dataset");
   for (size_t r = 0; r + 1 < d.offsets.size(); r++)
     require(d.offsets[r] <= d.offsets[r + 1], path, ": record ", r,
             " has a negative length (offsets not increasing)");
   if (f.exists("/loss_mask")) {
     d.loss_mask = f.read_all<uint8_t>("/loss_mask");
-    require(d.loss_mask.size() == d.tokens.size(), path, ": /loss_mask has ",
-            d.loss_mask.size(), " entries but /tokens has ", d.tokens.size());
+    require(d.loss_mask.size() == d.tokens.size(), path, ": /loss_mask has ", d.loss_mask.size(),
+            " entries but /tokens has ", d.tokens.size());
   }
   if (vocab_size > 0)
     for (size_t r = 0; r < d.size(); r++)
       for (int64_t i = d.offsets[r]; i < d.offsets[r + 1]; i++)
         require(d.tokens[i] >= 0 && d.tokens[i] < vocab_size, path, ": record ", r,
-                " holds token id ", d.tokens[i], " outside the model's vocabulary [0, ",
-                vocab_size, "); tokenize with the model's tokenizer");
+                " holds token id ", d.tokens[i], " outside the model's vocabulary [0, ", vocab_size,
+                "); tokenize with the model's tokenizer");
   return d;
 }
 

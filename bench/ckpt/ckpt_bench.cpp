@@ -41,7 +41,8 @@ int main(int argc, char** argv) {
   const std::string raw = dir + "/raw.bin";
   double t = now();
   FILE* f = std::fopen(raw.c_str(), "wb");
-  for (const auto* buf : {&model.params, &m, &v}) std::fwrite(buf->data(), sizeof(float), buf->size(), f);
+  for (const auto* buf : {&model.params, &m, &v})
+    std::fwrite(buf->data(), sizeof(float), buf->size(), f);
   std::fflush(f);
   fsync(fileno(f));
   std::fclose(f);
@@ -69,8 +70,10 @@ int main(int argc, char** argv) {
               mb / raw_write, mb / save, raw_write / save);
   std::printf("  sequential read   %8.0f MB/s   xwin load  %8.0f MB/s   ratio %.2f\n",
               mb / raw_read, mb / load, raw_read / load);
-  std::printf("{\"mb\": %.1f, \"raw_write_mbs\": %.0f, \"save_mbs\": %.0f, \"raw_read_mbs\": %.0f, "
-              "\"load_mbs\": %.0f}\n", mb, mb / raw_write, mb / save, mb / raw_read, mb / load);
+  std::printf(
+      "{\"mb\": %.1f, \"raw_write_mbs\": %.0f, \"save_mbs\": %.0f, \"raw_read_mbs\": %.0f, "
+      "\"load_mbs\": %.0f}\n",
+      mb, mb / raw_write, mb / save, mb / raw_read, mb / load);
   fs::remove_all(dir);
   return loaded.params == model.params ? 0 : 1;
 }

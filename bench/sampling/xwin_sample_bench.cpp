@@ -18,7 +18,6 @@
 #include <cblas.h>
 #include <mpi.h>
 #include <omp.h>
-
 #include <time.h>
 
 #include <algorithm>
@@ -81,19 +80,32 @@ Args parse(int argc, char** argv) {
     if (!end || *end || x < 0 || (x == 0 && !zero_ok))
       usage(("bad value for " + k + ": " + v).c_str());
     const int n = (int)x;
-    if (k == "--vocab") a.vocab = n;
-    else if (k == "--d_model") a.d_model = n;
-    else if (k == "--layers") a.layers = n;
-    else if (k == "--heads") a.heads = n;
-    else if (k == "--kv_heads") a.kv_heads = n;
-    else if (k == "--ffn") a.ffn = n;
-    else if (k == "--batch") a.batch = n;
-    else if (k == "--prompt_len") a.prompt_len = n;
-    else if (k == "--new_tokens") a.new_tokens = n;
-    else if (k == "--threads") a.threads = n;
-    else if (k == "--reps") a.reps = n;
-    else if (k == "--warmup") a.warmup = n;
-    else usage(("unknown flag " + k).c_str());
+    if (k == "--vocab")
+      a.vocab = n;
+    else if (k == "--d_model")
+      a.d_model = n;
+    else if (k == "--layers")
+      a.layers = n;
+    else if (k == "--heads")
+      a.heads = n;
+    else if (k == "--kv_heads")
+      a.kv_heads = n;
+    else if (k == "--ffn")
+      a.ffn = n;
+    else if (k == "--batch")
+      a.batch = n;
+    else if (k == "--prompt_len")
+      a.prompt_len = n;
+    else if (k == "--new_tokens")
+      a.new_tokens = n;
+    else if (k == "--threads")
+      a.threads = n;
+    else if (k == "--reps")
+      a.reps = n;
+    else if (k == "--warmup")
+      a.warmup = n;
+    else
+      usage(("unknown flag " + k).c_str());
   }
   if (a.kv_heads == 0) a.kv_heads = a.heads;
   return a;
@@ -134,8 +146,8 @@ struct Split {
 
 // Generator::run for the case the benchmark uses (one request per slot, equal prompt lengths,
 // every row runs the full max_new_tokens): prefill the prompts in as few passes as the
-// Generator uses, then decode all rows together; each step's draws in parallel over rows with a sampler per
-// thread. The same Llama / Sampler calls as Generator::run, each phase timed.
+// Generator uses, then decode all rows together; each step's draws in parallel over rows with a
+// sampler per thread. The same Llama / Sampler calls as Generator::run, each phase timed.
 Split instrumented(xwin::Llama& model, const std::vector<xwin::GenRequest>& reqs,
                    const xwin::SamplingParams& p) {
   using namespace xwin;
@@ -170,8 +182,8 @@ Split instrumented(xwin::Llama& model, const std::vector<xwin::GenRequest>& reqs
     t.add(s.prefill, s.prefill_cpu);
 #pragma omp parallel for schedule(dynamic) if (R > 1)
     for (int i = 0; i < R; i++)
-      draws[i] = pool[omp_get_thread_num()].draw(&logits[(size_t)i * V], V,
-                                                 reqs[b0 + i].sample_id, P);
+      draws[i] =
+          pool[omp_get_thread_num()].draw(&logits[(size_t)i * V], V, reqs[b0 + i].sample_id, P);
     t.add(s.sampling, s.sampling_cpu);
     for (int i = 0; i < R; i++) {
       last[b0 + i] = draws[i].token;
@@ -185,8 +197,8 @@ Split instrumented(xwin::Llama& model, const std::vector<xwin::GenRequest>& reqs
     t.add(s.decode, s.decode_cpu);
 #pragma omp parallel for schedule(dynamic) if (B > 1)
     for (int b = 0; b < B; b++)
-      draws[b] = pool[omp_get_thread_num()].draw(&logits[(size_t)b * V], V, reqs[b].sample_id,
-                                                 pos[b] + 1);
+      draws[b] =
+          pool[omp_get_thread_num()].draw(&logits[(size_t)b * V], V, reqs[b].sample_id, pos[b] + 1);
     for (int b = 0; b < B; b++) {
       pos[b]++;
       last[b] = draws[b].token;

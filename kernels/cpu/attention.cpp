@@ -18,14 +18,14 @@
 // [HD][64] and [64][64] tiles: O(T) overall, never T x T.
 #include "kernels/cpu/attention.h"
 
-#include "kernels/cpu/vexp.h"
-
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <limits>
 #include <vector>
+
+#include "kernels/cpu/vexp.h"
 
 namespace xwin::cpu {
 namespace {

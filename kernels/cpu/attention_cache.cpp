@@ -91,8 +91,8 @@ inline __m256 dot_chunks(const __m256* q, const float* k) {
 
 // attend_portable for HD = 8 * NC.
 template <int NC>
-void attend_avx2(float* o, const float* qi, const float* kbase, const float* vbase,
-                 size_t stride, int len, float scale, float* s) {
+void attend_avx2(float* o, const float* qi, const float* kbase, const float* vbase, size_t stride,
+                 int len, float scale, float* s) {
   __m256 q[NC];
   for (int c = 0; c < NC; c++) q[c] = _mm256_loadu_ps(qi + 8 * c);
   const __m256 vscale = _mm256_set1_ps(scale);
@@ -100,11 +100,11 @@ void attend_avx2(float* o, const float* qi, const float* kbase, const float* vba
   int t = 0;
   for (; t + 8 <= len; t += 8) {
     const float* k = kbase + t * stride;
-    const __m256 d = sum_lanes8(
-        dot_chunks<NC>(q, k), dot_chunks<NC>(q, k + stride), dot_chunks<NC>(q, k + 2 * stride),
-        dot_chunks<NC>(q, k + 3 * stride), dot_chunks<NC>(q, k + 4 * stride),
-        dot_chunks<NC>(q, k + 5 * stride), dot_chunks<NC>(q, k + 6 * stride),
-        dot_chunks<NC>(q, k + 7 * stride));
+    const __m256 d =
+        sum_lanes8(dot_chunks<NC>(q, k), dot_chunks<NC>(q, k + stride),
+                   dot_chunks<NC>(q, k + 2 * stride), dot_chunks<NC>(q, k + 3 * stride),
+                   dot_chunks<NC>(q, k + 4 * stride), dot_chunks<NC>(q, k + 5 * stride),
+                   dot_chunks<NC>(q, k + 6 * stride), dot_chunks<NC>(q, k + 7 * stride));
     const __m256 sc = _mm256_mul_ps(d, vscale);
     _mm256_storeu_ps(s + t, sc);
     vmx = _mm256_max_ps(vmx, sc);
@@ -136,7 +136,8 @@ void attend_avx2(float* o, const float* qi, const float* kbase, const float* vba
     for (int c = 0; c < NC; c++) a[c] = _mm256_fmadd_ps(p0, _mm256_loadu_ps(v0 + 8 * c), a[c]);
   }
   const __m256 inv = _mm256_set1_ps(1.0f / sum);
-  for (int c = 0; c < NC; c++) _mm256_storeu_ps(o + 8 * c, _mm256_mul_ps(_mm256_add_ps(a[c], b[c]), inv));
+  for (int c = 0; c < NC; c++)
+    _mm256_storeu_ps(o + 8 * c, _mm256_mul_ps(_mm256_add_ps(a[c], b[c]), inv));
 }
 
 // One decode query per head (n = 1) for every head of a row, walking the row's cache positions
@@ -163,9 +164,9 @@ void attend_row_avx2(float* o, const float* q, const float* kbase, const float* 
           a = _mm256_fmadd_ps(_mm256_loadu_ps(qh + 8 * c), _mm256_loadu_ps(kh + 8 * c), a);
         d[j] = a;
       }
-      _mm256_storeu_ps(st + h, _mm256_mul_ps(sum_lanes8(d[0], d[1], d[2], d[3], d[4], d[5], d[6],
-                                                        d[7]),
-                                             _mm256_set1_ps(scale)));
+      _mm256_storeu_ps(st + h,
+                       _mm256_mul_ps(sum_lanes8(d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]),
+                                     _mm256_set1_ps(scale)));
     }
     for (; h < NH; h++) {
       const float* qh = q + (size_t)h * HD;
@@ -223,20 +224,31 @@ void attention_cached(float* out, const float* q, const float* kcache, const flo
   const float scale = 1.0f / std::sqrt((float)HD);
   const int group = NH / NKV;
   const size_t stride = (size_t)NKV * HD;
-  using Kernel = void (*)(float*, const float*, const float*, const float*, size_t, int, float,
-                          float*);
-  using RowKernel = void (*)(float*, const float*, const float*, const float*, int, int, int,
-                             float, float*, float*);
+  using Kernel =
+      void (*)(float*, const float*, const float*, const float*, size_t, int, float, float*);
+  using RowKernel = void (*)(float*, const float*, const float*, const float*, int, int, int, float,
+                             float*, float*);
   Kernel kernel = nullptr;
   RowKernel row_kernel = nullptr;
 #ifdef XWIN_ATTN_CACHE_AVX2
   switch (HD) {
-    case 8: kernel = attend_avx2<1>, row_kernel = attend_row_avx2<1>; break;
-    case 16: kernel = attend_avx2<2>, row_kernel = attend_row_avx2<2>; break;
-    case 32: kernel = attend_avx2<4>, row_kernel = attend_row_avx2<4>; break;
-    case 64: kernel = attend_avx2<8>, row_kernel = attend_row_avx2<8>; break;
-    case 128: kernel = attend_avx2<16>, row_kernel = attend_row_avx2<16>; break;
-    default: break;
+    case 8:
+      kernel = attend_avx2<1>, row_kernel = attend_row_avx2<1>;
+      break;
+    case 16:
+      kernel = attend_avx2<2>, row_kernel = attend_row_avx2<2>;
+      break;
+    case 32:
+      kernel = attend_avx2<4>, row_kernel = attend_row_avx2<4>;
+      break;
+    case 64:
+      kernel = attend_avx2<8>, row_kernel = attend_row_avx2<8>;
+      break;
+    case 128:
+      kernel = attend_avx2<16>, row_kernel = attend_row_avx2<16>;
+      break;
+    default:
+      break;
   }
 #endif
   // Decode steps of many rows: a row (all its heads) per task, the cache streamed in order.
@@ -248,8 +260,8 @@ void attention_cached(float* out, const float* q, const float* kcache, const flo
 #pragma omp for schedule(dynamic)
       for (int r = 0; r < R; r++) {
         const size_t base = (size_t)slot[r] * Tmax * stride;
-        row_kernel(out + (size_t)r * NH * HD, q + (size_t)r * NH * HD, kcache + base,
-                   vcache + base, pos[r] + 1, NH, NKV, scale, S.data(), acc.data());
+        row_kernel(out + (size_t)r * NH * HD, q + (size_t)r * NH * HD, kcache + base, vcache + base,
+                   pos[r] + 1, NH, NKV, scale, S.data(), acc.data());
       }
     }
     return;

@@ -5,14 +5,14 @@
 // dW += dlogits^T x (two more sgemms). Row losses are summed in order for determinism.
 #include "kernels/cpu/crossentropy.h"
 
-#include "kernels/cpu/vexp.h"
-
 #include <cblas.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <vector>
+
+#include "kernels/cpu/vexp.h"
 
 namespace xwin::cpu {
 
@@ -57,14 +57,14 @@ double lm_head_ce(const LmHeadCE& a) {
     }
     if (!grad) continue;
     if (a.dx) {
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, C, V, 1.0f, logits, V, a.W, C,
-                  0.0f, dxbuf.data(), C);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, C, V, 1.0f, logits, V, a.W, C, 0.0f,
+                  dxbuf.data(), C);
       for (int i = 0; i < M; i++)
         std::memcpy(a.dx + (size_t)rows[r0 + i] * C, &dxbuf[(size_t)i * C], sizeof(float) * C);
     }
     if (a.dW)
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, C, M, 1.0f, logits, V, xbuf.data(),
-                  C, 1.0f, a.dW, C);
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, C, M, 1.0f, logits, V, xbuf.data(), C,
+                  1.0f, a.dW, C);
   }
   double loss = 0.0;
   for (double l : row_loss) loss += l;

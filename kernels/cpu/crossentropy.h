@@ -11,11 +11,11 @@ struct LmHeadCE {
   const int* targets;    // [N] target token per row
   const float* weights;  // [N] per-row loss weight; 0 skips the row (no logits computed)
   int N, C, V;
-  float* scratch;        // [chunk, V] workspace
+  float* scratch;  // [chunk, V] workspace
   int chunk;
-  float* dx;             // [N, C] or null: overwritten with d(loss)/dx (zero on skipped rows)
-  float* dW;             // [V, C] or null: accumulates d(loss)/dW
-  float* logp;           // [N] or null: log p(target) per row (0 on skipped rows)
+  float* dx;    // [N, C] or null: overwritten with d(loss)/dx (zero on skipped rows)
+  float* dW;    // [V, C] or null: accumulates d(loss)/dW
+  float* logp;  // [N] or null: log p(target) per row (0 on skipped rows)
 };
 
 // Returns sum_n weights[n] * -log softmax(x_n W^T)[targets[n]], and fills the optional outputs.

@@ -19,8 +19,8 @@ void rope_tables(float* cos, float* sin, int T, int HD, float theta) {
 }
 
 // Rotates the NH heads of one token at table row `t`.
-static inline void rotate_token(float* x, const float* cos, const float* sin, int t, int NH,
-                                int HD, float sign) {
+static inline void rotate_token(float* x, const float* cos, const float* sin, int t, int NH, int HD,
+                                float sign) {
   const int half = HD / 2;
   const float* c = cos + (size_t)t * half;
   const float* s = sin + (size_t)t * half;

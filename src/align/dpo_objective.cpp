@@ -20,8 +20,8 @@ int64_t DpoObjective::count(const std::vector<int64_t>& samples) {
 
 // Row = prompt + response, keeping the response whole when it must be cut to T (prompt tokens
 // go first). Position t predicts token t+1; response tokens are the targets with weight 1.
-void DpoObjective::inputs(const std::vector<int64_t>& samples, std::vector<int32_t>& tokens,
-                          int& B, int& T) {
+void DpoObjective::inputs(const std::vector<int64_t>& samples, std::vector<int32_t>& tokens, int& B,
+                          int& T) {
   B = 2 * (int)samples.size(), T = T_;
   batch_.B = B, batch_.T = T;
   batch_.tokens.assign((size_t)B * T, 0);
@@ -64,8 +64,8 @@ double DpoObjective::head(Llama& model, const std::vector<int64_t>& samples, dou
   double loss = 0;
   for (size_t i = 0; i < samples.size(); i++) {
     const DpoPair& p = pair(samples[i]);
-    const PairGrad g = dpo(cfg_.loss, cfg_.beta, sums[2 * i], sums[2 * i + 1], p.ref_chosen,
-                           p.ref_rejected);
+    const PairGrad g =
+        dpo(cfg_.loss, cfg_.beta, sums[2 * i], sums[2 * i + 1], p.ref_chosen, p.ref_rejected);
     const int nc = std::max(1, response_tokens_[2 * i]);
     loss += scale * (g.loss - cfg_.sft_alpha * sums[2 * i] / nc);
     // lm_loss computes sum_t w_t * (-logp_t): w = -dL/dlogp_sum gives dL on every token.
@@ -86,7 +86,7 @@ static std::vector<int32_t> record(const TokenDataset& d, size_t i) {
 }
 
 void write_dpo_pairs(const std::string& path, const std::vector<DpoPair>& pairs,
-                        const DatasetInfo& from) {
+                     const DatasetInfo& from) {
   TokenDataset prompt, chosen, rejected;
   std::vector<float> rc, rr;
   for (const auto& p : pairs) {
@@ -110,7 +110,8 @@ void write_dpo_pairs(const std::string& path, const std::vector<DpoPair>& pairs,
 std::vector<DpoPair> read_dpo_pairs(const std::string& path) {
   PairsDataset d = PairsDataset::load(path);
   h5::File f(path, 'r');
-  const auto rc = f.read_all<float>("/ref_logp_chosen"), rr = f.read_all<float>("/ref_logp_rejected");
+  const auto rc = f.read_all<float>("/ref_logp_chosen"),
+             rr = f.read_all<float>("/ref_logp_rejected");
   require(rc.size() == d.size() && rr.size() == d.size(), path,
           ": reference log-probs do not match the pairs; delete the file to recompute them");
   std::vector<DpoPair> out(d.size());
@@ -129,7 +130,8 @@ nlohmann::json evaluate_dpo(Llama& model, DpoObjective& heldout, int batch, doub
   for (int64_t s0 = (int64_t)rank * batch; s0 < (int64_t)heldout.size();
        s0 += (int64_t)size * batch) {
     std::vector<int64_t> samples;
-    for (int64_t s = s0; s < std::min<int64_t>(s0 + batch, heldout.size()); s++) samples.push_back(s);
+    for (int64_t s = s0; s < std::min<int64_t>(s0 + batch, heldout.size()); s++)
+      samples.push_back(s);
     int B = 0, T = 0;
     heldout.inputs(samples, tokens, B, T);
     model.forward(tokens.data(), B, T);

@@ -33,8 +33,7 @@ class DpoObjective : public Objective {
   int64_t count(const std::vector<int64_t>& samples) override;
   void inputs(const std::vector<int64_t>& samples, std::vector<int32_t>& tokens, int& B,
               int& T) override;
-  double head(Llama& model, const std::vector<int64_t>& samples, double scale,
-              bool grad) override;
+  double head(Llama& model, const std::vector<int64_t>& samples, double scale, bool grad) override;
 
   // Response log-prob sums of each row of the last inputs() (after the model's forward).
   std::vector<double> logp_sums(Llama& model);

@@ -23,8 +23,8 @@ int64_t LmObjective::count(const std::vector<int64_t>& samples) {
   return build(samples).n_loss_tokens;
 }
 
-void LmObjective::inputs(const std::vector<int64_t>& samples, std::vector<int32_t>& tokens,
-                         int& B, int& T) {
+void LmObjective::inputs(const std::vector<int64_t>& samples, std::vector<int32_t>& tokens, int& B,
+                         int& T) {
   const LmBatch& b = build(samples);
   tokens = b.tokens;
   B = b.B, T = b.T;

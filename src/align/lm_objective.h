@@ -12,8 +12,7 @@ class LmObjective : public Objective {
   int64_t count(const std::vector<int64_t>& samples) override;
   void inputs(const std::vector<int64_t>& samples, std::vector<int32_t>& tokens, int& B,
               int& T) override;
-  double head(Llama& model, const std::vector<int64_t>& samples, double scale,
-              bool grad) override;
+  double head(Llama& model, const std::vector<int64_t>& samples, double scale, bool grad) override;
 
  private:
   const TokenDataset& data_;

@@ -30,10 +30,12 @@ std::vector<PreferenceGroup> groups_from_xwin_set(const XwinSetDataset& d) {
   std::vector<PreferenceGroup> out(d.size());
   const int64_t K = d.K;
   for (size_t p = 0; p < d.size(); p++) {
-    for (int64_t k = 0; k < K; k++) out[p].sequences.push_back(concat(d.prompt, p, d.responses, p * K + k));
+    for (int64_t k = 0; k < K; k++)
+      out[p].sequences.push_back(concat(d.prompt, p, d.responses, p * K + k));
     for (int64_t a = 0; a < K; a++)
       for (int64_t b = 0; b < K; b++)
-        if (d.scores[p * K + a] > d.scores[p * K + b]) out[p].pairs.push_back({(int)a, (int)b, 0.f});
+        if (d.scores[p * K + a] > d.scores[p * K + b])
+          out[p].pairs.push_back({(int)a, (int)b, 0.f});
   }
   return out;
 }
@@ -45,12 +47,16 @@ int last_token_index(int len, int T, bool left_padded) {
 
 RmObjective::RmObjective(std::vector<PreferenceGroup> groups, int seq_len, bool shuffle,
                          uint64_t seed, double center_coef)
-    : groups_(std::move(groups)), T_(seq_len), order_(groups_.size(), shuffle, seed),
+    : groups_(std::move(groups)),
+      T_(seq_len),
+      order_(groups_.size(), shuffle, seed),
       center_(center_coef) {
   require(!groups_.empty(), "reward model: no preference groups to train on");
 }
 
-const PreferenceGroup& RmObjective::group(int64_t sample) { return groups_[order_.record(sample)]; }
+const PreferenceGroup& RmObjective::group(int64_t sample) {
+  return groups_[order_.record(sample)];
+}
 
 int64_t RmObjective::count(const std::vector<int64_t>& samples) {
   int64_t n = 0;
@@ -59,8 +65,8 @@ int64_t RmObjective::count(const std::vector<int64_t>& samples) {
 }
 
 // Rows keep the end of a sequence longer than T (the response), dropping prompt tokens first.
-void RmObjective::inputs(const std::vector<int64_t>& samples, std::vector<int32_t>& tokens,
-                         int& B, int& T) {
+void RmObjective::inputs(const std::vector<int64_t>& samples, std::vector<int32_t>& tokens, int& B,
+                         int& T) {
   B = 0;
   for (int64_t s : samples) B += (int)group(s).sequences.size();
   T = T_;
@@ -135,9 +141,11 @@ RmEval evaluate_rm(Llama& model, RmObjective& heldout, int batch, MPI_Comm comm)
   double correct = 0, gap = 0, loss = 0;
   int64_t pairs = 0;
   std::vector<int32_t> tokens;
-  for (int64_t s0 = (int64_t)rank * batch; s0 < (int64_t)heldout.size(); s0 += (int64_t)size * batch) {
+  for (int64_t s0 = (int64_t)rank * batch; s0 < (int64_t)heldout.size();
+       s0 += (int64_t)size * batch) {
     std::vector<int64_t> samples;
-    for (int64_t s = s0; s < std::min<int64_t>(s0 + batch, heldout.size()); s++) samples.push_back(s);
+    for (int64_t s = s0; s < std::min<int64_t>(s0 + batch, heldout.size()); s++)
+      samples.push_back(s);
     int B = 0, T = 0;
     heldout.inputs(samples, tokens, B, T);
     model.forward(tokens.data(), B, T);

@@ -37,8 +37,7 @@ class RmObjective : public Objective {
   int64_t count(const std::vector<int64_t>& samples) override;
   void inputs(const std::vector<int64_t>& samples, std::vector<int32_t>& tokens, int& B,
               int& T) override;
-  double head(Llama& model, const std::vector<int64_t>& samples, double scale,
-              bool grad) override;
+  double head(Llama& model, const std::vector<int64_t>& samples, double scale, bool grad) override;
 
   // Rewards of every sequence of these samples (after the model's forward of inputs()).
   std::vector<double> rewards(const Llama& model, const std::vector<int64_t>& samples);

@@ -55,17 +55,21 @@ double lr_at(const TrainConfig& tc, int64_t s) {
   return tc.min_lr + 0.5 * (tc.lr - tc.min_lr) * (1.0 + std::cos(M_PI * std::min(1.0, progress)));
 }
 
-Trainer::Trainer(Llama& model, const TrainConfig& tc, const std::string& out_dir,
-                 const Grid& grid)
-    : m(model.layout.total, 0.f), v(model.layout.total, 0.f), model_(model), tc_(tc),
-      out_dir_(out_dir), grid_(grid) {
+Trainer::Trainer(Llama& model, const TrainConfig& tc, const std::string& out_dir, const Grid& grid)
+    : m(model.layout.total, 0.f),
+      v(model.layout.total, 0.f),
+      model_(model),
+      tc_(tc),
+      out_dir_(out_dir),
+      grid_(grid) {
   tc_.validate();
-  require(tc_.batch_size % (tc_.micro_batch_size * grid_.dp_size) == 0, "train.batch_size = ",
-          tc_.batch_size, " must be a multiple of train.micro_batch_size x data-parallel ranks = ",
+  require(tc_.batch_size % (tc_.micro_batch_size * grid_.dp_size) == 0,
+          "train.batch_size = ", tc_.batch_size,
+          " must be a multiple of train.micro_batch_size x data-parallel ranks = ",
           tc_.micro_batch_size, " x ", grid_.dp_size);
   require(model.grid.tp_size == grid_.tp_size && model.grid.pp_size == grid_.pp_size,
-          "internal: the model was built for tp=", model.grid.tp_size, " pp=",
-          model.grid.pp_size, " but the trainer runs tp=", grid_.tp_size, " pp=", grid_.pp_size);
+          "internal: the model was built for tp=", model.grid.tp_size, " pp=", model.grid.pp_size,
+          " but the trainer runs tp=", grid_.tp_size, " pp=", grid_.pp_size);
   state.run_config = tc_.to_json();
   state.rng_seed = tc_.seed;
 }
@@ -160,9 +164,10 @@ void Trainer::resume(const std::string& from) {
   state = load_checkpoint(from, model_, m.data(), v.data());
   for (const char* key : {"batch_size", "seq_len", "seed", "shuffle"})
     if (state.run_config.contains(key) && state.run_config[key] != want[key])
-      log0("warning: train.%s was %s in %s and is %s now; the data order differs from the "
-           "original run", key, state.run_config[key].dump().c_str(), from.c_str(),
-           want[key].dump().c_str());
+      log0(
+          "warning: train.%s was %s in %s and is %s now; the data order differs from the "
+          "original run",
+          key, state.run_config[key].dump().c_str(), from.c_str(), want[key].dump().c_str());
   state.run_config = want;
   log0("resumed from %s at step %lld", from.c_str(), (long long)state.step);
 }
@@ -211,9 +216,8 @@ void Trainer::fit(Objective& obj, const CheckpointOptions& ckpt) {
     state.tokens_seen += st.loss_units;
     state.data_cursor = (s + 1) * tc_.batch_size;
     if (grid_.rank == 0) {
-      nlohmann::json j = {{"step", s + 1},         {"loss", st.loss},
-                          {"grad_norm", st.grad_norm}, {"lr", st.lr},
-                          {"tokens", st.tokens},   {"seconds", dt},
+      nlohmann::json j = {{"step", s + 1},       {"loss", st.loss},     {"grad_norm", st.grad_norm},
+                          {"lr", st.lr},         {"tokens", st.tokens}, {"seconds", dt},
                           {"comm_seconds", comm}};
       metrics << j.dump() << "\n" << std::flush;
     }
@@ -225,8 +229,8 @@ void Trainer::fit(Objective& obj, const CheckpointOptions& ckpt) {
     if ((s + 1) % tc_.log_every == 0 || s + 1 == tc_.steps) {
       const double per_step = total.seconds() / (double)(s + 1 - first);
       log0("step %6lld/%lld | loss %.6f | grad norm %.4f | lr %.3e | %.0f tok/s | ETA %s",
-           (long long)(s + 1), (long long)tc_.steps, st.loss, st.grad_norm, st.lr,
-           st.tokens / dt, format_duration(per_step * (double)(tc_.steps - s - 1)).c_str());
+           (long long)(s + 1), (long long)tc_.steps, st.loss, st.grad_norm, st.lr, st.tokens / dt,
+           format_duration(per_step * (double)(tc_.steps - s - 1)).c_str());
     }
     const bool preempt = allreduce_max(preemption_requested() ? 1 : 0, grid_.world) != 0;
     if (preempt || (ckpt.save_every > 0 && (s + 1) % ckpt.save_every == 0)) {
@@ -234,8 +238,10 @@ void Trainer::fit(Objective& obj, const CheckpointOptions& ckpt) {
       log0("saved %s", ckpts.step_dir(state.step).c_str());
     }
     if (preempt) {
-      log0("preempted: checkpoint of step %lld saved; exiting with code %d so the job can "
-           "requeue and resume", (long long)state.step, kExitPreempted);
+      log0(
+          "preempted: checkpoint of step %lld saved; exiting with code %d so the job can "
+          "requeue and resume",
+          (long long)state.step, kExitPreempted);
       throw Preempted{(long long)state.step};
     }
   }

@@ -56,8 +56,8 @@ class Objective {
 
 // --save-every, --keep-last, --resume (see io/checkpoint.h).
 struct CheckpointOptions {
-  int64_t save_every = 0;      // 0: only the final checkpoint
-  int keep_last = 0;           // 0: keep every step checkpoint
+  int64_t save_every = 0;       // 0: only the final checkpoint
+  int keep_last = 0;            // 0: keep every step checkpoint
   std::string resume = "auto";  // auto | none | PATH
 };
 

@@ -37,15 +37,27 @@ cli::Phase phase_import();
 cli::Phase phase_export();
 
 const std::vector<Phase>& phases() {
-  static const std::vector<Phase> all = {phase_init(),     phase_sft(),
-                                         phase_logprobs(), phase_dump(),
-                                         phase_data_tokens(), phase_data_synth(),
-                                         phase_rm(), phase_sample(), phase_rs(), phase_dpo(),
-                                         phase_import(), phase_export(), phase_ckpt_info(),
-                                         phase_tokenizer_train(), phase_tokenizer_encode(),
-                                         phase_tokenizer_decode(), phase_data_sft(),
-                                         phase_data_pairs(), phase_data_prompts(),
-                                         phase_data_xwin_set(), phase_data_export()};
+  static const std::vector<Phase> all = {phase_init(),
+                                         phase_sft(),
+                                         phase_logprobs(),
+                                         phase_dump(),
+                                         phase_data_tokens(),
+                                         phase_data_synth(),
+                                         phase_rm(),
+                                         phase_sample(),
+                                         phase_rs(),
+                                         phase_dpo(),
+                                         phase_import(),
+                                         phase_export(),
+                                         phase_ckpt_info(),
+                                         phase_tokenizer_train(),
+                                         phase_tokenizer_encode(),
+                                         phase_tokenizer_decode(),
+                                         phase_data_sft(),
+                                         phase_data_pairs(),
+                                         phase_data_prompts(),
+                                         phase_data_xwin_set(),
+                                         phase_data_export()};
   return all;
 }
 
@@ -66,65 +78,64 @@ static void add_group(po::options_description& d, Group g) {
     add_text_group(d, g);
   } else if (g == Group::Parallel) {
     po::options_description m("Parallel layout [parallel] (every phase; dp x tp x pp = ranks)");
-    m.add_options()
-      ("parallel.tp", po::value<int>()->default_value(1),
-       "tensor-parallel ranks (innermost: keep a TP group on one node); divides n_heads, d_ff, "
-       "vocab_size")
-      ("parallel.pp", po::value<int>()->default_value(1),
-       "pipeline stages (1F1B schedule); divides n_layers")
-      ("parallel.dp", po::value<int>()->default_value(0),
-       "data-parallel replicas; 0 = ranks / (tp x pp)");
+    m.add_options()(
+        "parallel.tp", po::value<int>()->default_value(1),
+        "tensor-parallel ranks (innermost: keep a TP group on one node); divides n_heads, d_ff, "
+        "vocab_size")("parallel.pp", po::value<int>()->default_value(1),
+                      "pipeline stages (1F1B schedule); divides n_layers")(
+        "parallel.dp", po::value<int>()->default_value(0),
+        "data-parallel replicas; 0 = ranks / (tp x pp)");
     d.add(m);
   } else if (g == Group::Model) {
     ModelConfig c;
     c.vocab_size = 512, c.d_model = 128, c.n_layers = 4, c.n_heads = 4, c.n_kv_heads = 4;
     c.d_ff = 384, c.max_seq_len = 128;
     po::options_description m("Model [model] (used when no checkpoint gives the config)");
-    m.add_options()
-      ("model.vocab_size", po::value<int>()->default_value(c.vocab_size), "vocabulary size")
-      ("model.d_model", po::value<int>()->default_value(c.d_model), "hidden size")
-      ("model.n_layers", po::value<int>()->default_value(c.n_layers), "decoder layers")
-      ("model.n_heads", po::value<int>()->default_value(c.n_heads), "attention (query) heads")
-      ("model.n_kv_heads", po::value<int>()->default_value(c.n_kv_heads),
-       "key/value heads (grouped-query attention when < n_heads; must divide n_heads)")
-      ("model.d_ff", po::value<int>()->default_value(c.d_ff), "SwiGLU MLP hidden size")
-      ("model.max_seq_len", po::value<int>()->default_value(c.max_seq_len),
-       "longest sequence the model accepts")
-      ("model.norm_eps", po::value<float>()->default_value(c.norm_eps, "1e-05"), "RMSNorm epsilon")
-      ("model.rope_theta", po::value<float>()->default_value(c.rope_theta, "10000"),
-       "rotary embedding base")
-      ("model.tie_embeddings", po::value<bool>()->default_value(false, "false"),
-       "LM head shares the token embedding matrix")
-      ("model.value_head", po::value<bool>()->default_value(false, "false"),
-       "add a scalar value head (reward models)");
+    m.add_options()("model.vocab_size", po::value<int>()->default_value(c.vocab_size),
+                    "vocabulary size")("model.d_model", po::value<int>()->default_value(c.d_model),
+                                       "hidden size")(
+        "model.n_layers", po::value<int>()->default_value(c.n_layers), "decoder layers")(
+        "model.n_heads", po::value<int>()->default_value(c.n_heads), "attention (query) heads")(
+        "model.n_kv_heads", po::value<int>()->default_value(c.n_kv_heads),
+        "key/value heads (grouped-query attention when < n_heads; must divide n_heads)")(
+        "model.d_ff", po::value<int>()->default_value(c.d_ff), "SwiGLU MLP hidden size")(
+        "model.max_seq_len", po::value<int>()->default_value(c.max_seq_len),
+        "longest sequence the model accepts")(
+        "model.norm_eps", po::value<float>()->default_value(c.norm_eps, "1e-05"),
+        "RMSNorm epsilon")("model.rope_theta",
+                           po::value<float>()->default_value(c.rope_theta, "10000"),
+                           "rotary embedding base")(
+        "model.tie_embeddings", po::value<bool>()->default_value(false, "false"),
+        "LM head shares the token embedding matrix")(
+        "model.value_head", po::value<bool>()->default_value(false, "false"),
+        "add a scalar value head (reward models)");
     d.add(m);
   } else {
     TrainConfig t;
     po::options_description m("Training [train]");
-    m.add_options()
-      ("train.steps", po::value<int64_t>()->default_value(t.steps), "optimizer steps")
-      ("train.batch_size", po::value<int>()->default_value(t.batch_size),
-       "sequences per optimizer step (global)")
-      ("train.micro_batch_size", po::value<int>()->default_value(t.micro_batch_size),
-       "sequences per forward/backward; batch_size / micro_batch_size steps are accumulated")
-      ("train.seq_len", po::value<int>()->default_value(0),
-       "tokens per sequence (longer records are truncated); 0 = model.max_seq_len")
-      ("train.lr", po::value<double>()->default_value(t.lr, "0.0003"), "peak learning rate")
-      ("train.min_lr", po::value<double>()->default_value(t.min_lr, "3e-05"),
-       "learning rate at the end of the cosine decay")
-      ("train.warmup_steps", po::value<int64_t>()->default_value(t.warmup_steps),
-       "linear warmup steps")
-      ("train.weight_decay", po::value<double>()->default_value(t.weight_decay, "0.1"),
-       "AdamW decoupled weight decay (matrices only, never norms or biases)")
-      ("train.beta1", po::value<double>()->default_value(t.beta1, "0.9"), "AdamW beta1")
-      ("train.beta2", po::value<double>()->default_value(t.beta2, "0.95"), "AdamW beta2")
-      ("train.eps", po::value<double>()->default_value(t.eps, "1e-08"), "AdamW epsilon")
-      ("train.grad_clip", po::value<double>()->default_value(t.grad_clip, "1"),
-       "clip the global gradient norm to this (0 = off)")
-      ("train.seed", po::value<uint64_t>()->default_value(t.seed), "seed of the data order")
-      ("train.shuffle", po::value<bool>()->default_value(true, "true"),
-       "visit records in a fresh seeded permutation each epoch (false: file order)")
-      ("train.log_every", po::value<int>()->default_value(1), "log a line every N steps");
+    m.add_options()("train.steps", po::value<int64_t>()->default_value(t.steps), "optimizer steps")(
+        "train.batch_size", po::value<int>()->default_value(t.batch_size),
+        "sequences per optimizer step (global)")(
+        "train.micro_batch_size", po::value<int>()->default_value(t.micro_batch_size),
+        "sequences per forward/backward; batch_size / micro_batch_size steps are accumulated")(
+        "train.seq_len", po::value<int>()->default_value(0),
+        "tokens per sequence (longer records are truncated); 0 = model.max_seq_len")(
+        "train.lr", po::value<double>()->default_value(t.lr, "0.0003"), "peak learning rate")(
+        "train.min_lr", po::value<double>()->default_value(t.min_lr, "3e-05"),
+        "learning rate at the end of the cosine decay")(
+        "train.warmup_steps", po::value<int64_t>()->default_value(t.warmup_steps),
+        "linear warmup steps")(
+        "train.weight_decay", po::value<double>()->default_value(t.weight_decay, "0.1"),
+        "AdamW decoupled weight decay (matrices only, never norms or biases)")(
+        "train.beta1", po::value<double>()->default_value(t.beta1, "0.9"), "AdamW beta1")(
+        "train.beta2", po::value<double>()->default_value(t.beta2, "0.95"), "AdamW beta2")(
+        "train.eps", po::value<double>()->default_value(t.eps, "1e-08"), "AdamW epsilon")(
+        "train.grad_clip", po::value<double>()->default_value(t.grad_clip, "1"),
+        "clip the global gradient norm to this (0 = off)")(
+        "train.seed", po::value<uint64_t>()->default_value(t.seed), "seed of the data order")(
+        "train.shuffle", po::value<bool>()->default_value(true, "true"),
+        "visit records in a fresh seeded permutation each epoch (false: file order)")(
+        "train.log_every", po::value<int>()->default_value(1), "log a line every N steps");
     d.add(m);
   }
 }
@@ -177,8 +188,8 @@ static void adopt_deck(po::parsed_options& parsed, const Phase& phase,
     const std::string section = dot == std::string::npos ? "" : key.substr(0, dot);
     const std::string name = key.substr(dot == std::string::npos ? 0 : dot + 1);
     if (section.empty())
-      throw UsageError(file + ": key '" + key + "' is outside any section; put it under " +
-                       "[" + own + "] or a shared section like [model]");
+      throw UsageError(file + ": key '" + key + "' is outside any section; put it under " + "[" +
+                       own + "] or a shared section like [model]");
     bool known = false;
     if (section == own) {
       o.string_key = name;
@@ -257,8 +268,8 @@ const Phase* parse(int argc, char** argv, po::variables_map& vm) {
         if (a[i] == '-') a[i] = '_';
 
   po::options_description general("General");
-  general.add_options()("help,h", "show this help")(
-      "config", po::value<std::string>(), "INI deck with options (command line wins)");
+  general.add_options()("help,h", "show this help")("config", po::value<std::string>(),
+                                                    "INI deck with options (command line wins)");
   po::options_description desc = phase_description(*phase);
   add_group(desc, Group::Parallel);
   po::options_description all;

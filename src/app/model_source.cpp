@@ -1,10 +1,9 @@
 #include "app/model_source.h"
 
-#include "io/checkpoint.h"
-
 #include <algorithm>
 
 #include "core/rng.h"
+#include "io/checkpoint.h"
 
 namespace xwin::cli {
 
@@ -41,7 +40,8 @@ Llama load_with_value_head(const std::string& path, uint64_t seed) {
     std::copy_n(base.params.data() + t.offset, t.numel, model.param(t.name));
   const TensorInfo& w = model.layout.at("value_head.weight");
   for (size_t i = 0; i < w.numel; i++)
-    model.params[w.offset + i] = (float)(w.init_std * rng_normal(seed, hash_name(w.name.c_str()), i));
+    model.params[w.offset + i] =
+        (float)(w.init_std * rng_normal(seed, hash_name(w.name.c_str()), i));
   return model;
 }
 

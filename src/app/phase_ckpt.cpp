@@ -27,7 +27,8 @@ Phase phase_ckpt_info() {
     if (!fs::exists(fs::path(path) / "index.json")) {
       RunCheckpoints run(path);
       const auto all = run.complete();
-      if (!all.empty()) path = all.front();
+      if (!all.empty())
+        path = all.front();
       else if (fs::exists(fs::path(path) / "final" / "index.json"))
         path = (fs::path(path) / "final").string();
     }

@@ -92,7 +92,8 @@ Phase phase_dpo() {
   p.groups = {Group::Train};
   p.add_options = [](po::options_description& d) {
     d.add_options()("data", po::value<std::string>(), "Xwin-Set dataset (required)")(
-        "init", po::value<std::string>(), "starting policy checkpoint, also the reference (required)")(
+        "init", po::value<std::string>(),
+        "starting policy checkpoint, also the reference (required)")(
         "out", po::value<std::string>(), "run directory (required)")(
         "rejected_rank", po::value<std::string>()->default_value("last"),
         "rejected response: last, median, or its rank K (2 = second best)")(

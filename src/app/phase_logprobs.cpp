@@ -78,7 +78,8 @@ Scores gather_scores(const Scores& local, size_t n, MPI_Comm comm) {
   require(recs.size() == n, "internal: logprobs gathered ", recs.size(), " of ", n, " records");
   std::vector<int64_t> at(n), len(n);
   int64_t pos = 0;
-  for (size_t i = 0; i < recs.size(); i++) at[recs[i]] = pos, len[recs[i]] = lens[i], pos += lens[i];
+  for (size_t i = 0; i < recs.size(); i++)
+    at[recs[i]] = pos, len[recs[i]] = lens[i], pos += lens[i];
   all.n_scored.resize(n), all.sum_logp.resize(n);
   for (size_t i = 0; i < recs.size(); i++)
     all.n_scored[recs[i]] = cnts[i], all.sum_logp[recs[i]] = sums[i];

@@ -60,8 +60,10 @@ Phase phase_rm() {
       const Grid grid = Grid::from_world();
       trainer.evaluate = [&model, &heldout, grid, &tc]() {
         const RmEval e = evaluate_rm(model, *heldout, tc.micro_batch_size, grid.dp);
-        return nlohmann::json{{"accuracy", e.accuracy}, {"mean_gap", e.mean_gap},
-                              {"loss", e.loss}, {"pairs", e.pairs}};
+        return nlohmann::json{{"accuracy", e.accuracy},
+                              {"mean_gap", e.mean_gap},
+                              {"loss", e.loss},
+                              {"pairs", e.pairs}};
       };
     }
     trainer.fit(objective, checkpoint_options(vm));

@@ -81,7 +81,8 @@ Phase phase_rs() {
       const XwinSetDataset set = XwinSetDataset::load(data);
       require(candidates <= set.K, "--candidates ", candidates, " exceeds K = ", set.K);
       std::filesystem::create_directories(out);
-      select(set, candidates, top_k, vm["select_seed"].as<uint64_t>()).save(sel, "xwin rs from " + data);
+      select(set, candidates, top_k, vm["select_seed"].as<uint64_t>())
+          .save(sel, "xwin rs from " + data);
       log0("rs: selected top-%d of %s per prompt from %s -> %s", top_k,
            candidates ? std::to_string(candidates).c_str() : "all", data.c_str(), sel.c_str());
     }

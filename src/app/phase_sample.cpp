@@ -69,8 +69,8 @@ static void draw_unique(Generator& gen, const TokenDataset& prompts, size_t p0, 
   }
 }
 
-static SampledChunk sample_chunk(Generator& gen, Llama& rm, const TokenDataset& prompts,
-                                 size_t p0, size_t p1, int K, int budget, int score_batch) {
+static SampledChunk sample_chunk(Generator& gen, Llama& rm, const TokenDataset& prompts, size_t p0,
+                                 size_t p1, int K, int budget, int score_batch) {
   std::vector<std::vector<GenOutput>> resp;
   std::vector<int> dups;
   draw_unique(gen, prompts, p0, p1, K, budget, resp, dups);
@@ -129,20 +129,28 @@ static void write_xwin_set(const std::string& path, const SampledChunk& c, int K
 static SampledChunk read_part(const std::string& path) {
   XwinSetDataset d = XwinSetDataset::load(path);
   h5::File f(path, 'r');
-  SampledChunk c{d.prompt, d.responses, d.scores, f.read_all<float>("/policy_logp"),
-                 f.read_all<float>("/lengths"), f.read_all<float>("/duplicates")};
+  SampledChunk c{d.prompt,
+                 d.responses,
+                 d.scores,
+                 f.read_all<float>("/policy_logp"),
+                 f.read_all<float>("/lengths"),
+                 f.read_all<float>("/duplicates")};
   return c;
 }
 
 static void append(SampledChunk& a, const SampledChunk& b) {
   for (size_t i = 0; i < b.prompts.size(); i++)
     a.prompts.append({b.prompts.tokens.begin() + b.prompts.offsets[i],
-                      b.prompts.tokens.begin() + b.prompts.offsets[i + 1]}, {});
+                      b.prompts.tokens.begin() + b.prompts.offsets[i + 1]},
+                     {});
   for (size_t i = 0; i < b.responses.size(); i++)
     a.responses.append({b.responses.tokens.begin() + b.responses.offsets[i],
-                        b.responses.tokens.begin() + b.responses.offsets[i + 1]}, {});
-  for (auto [x, y] : {std::pair{&a.scores, &b.scores}, {&a.logp, &b.logp},
-                      {&a.lengths, &b.lengths}, {&a.duplicates, &b.duplicates}})
+                        b.responses.tokens.begin() + b.responses.offsets[i + 1]},
+                       {});
+  for (auto [x, y] : {std::pair{&a.scores, &b.scores},
+                      {&a.logp, &b.logp},
+                      {&a.lengths, &b.lengths},
+                      {&a.duplicates, &b.duplicates}})
     x->insert(x->end(), y->begin(), y->end());
 }
 
@@ -162,8 +170,9 @@ Phase phase_sample() {
         "num_samples", po::value<int>()->default_value(64), "unique responses per prompt (K)")(
         "draw_budget", po::value<int>()->default_value(0),
         "draws allowed per prompt before duplicates are kept (0: 4 K)")(
-        "temperature", po::value<float>()->default_value(1.0f, "1"), "sampling temperature (0: greedy)")(
-        "top_p", po::value<float>()->default_value(1.0f, "1"), "nucleus sampling threshold")(
+        "temperature", po::value<float>()->default_value(1.0f, "1"),
+        "sampling temperature (0: greedy)")("top_p", po::value<float>()->default_value(1.0f, "1"),
+                                            "nucleus sampling threshold")(
         "top_k", po::value<int>()->default_value(0), "keep the k most likely tokens (0: all)")(
         "max_new_tokens", po::value<int>()->default_value(128), "longest response")(
         "eos_id", po::value<int>()->default_value(2), "end-of-sequence token id")(
@@ -208,14 +217,15 @@ Phase phase_sample() {
       const std::string part = (fs::path(parts) / name).string();
       if (fs::exists(part)) continue;  // finished before a restart
       const size_t p0 = c * chunk, p1 = std::min(P, p0 + chunk);
-      SampledChunk sc = sample_chunk(gen, rm, prompts.prompt, p0, p1, K, budget,
-                                     vm["score_batch"].as<int>());
+      SampledChunk sc =
+          sample_chunk(gen, rm, prompts.prompt, p0, p1, K, budget, vm["score_batch"].as<int>());
       write_xwin_set(part, sc, K, prompts.info, MPI_COMM_SELF);
       done_here += p1 - p0;
       log0("sample: chunk %zu/%zu | %.1f generated tok/s | %zu prompts on rank 0 | ETA %s", c + 1,
            n_chunks, gen.generated_tokens() / timer.seconds(), done_here,
            format_duration(timer.seconds() / done_here *
-                           std::max(0.0, (double)P / grid.dp_size - done_here)).c_str());
+                           std::max(0.0, (double)P / grid.dp_size - done_here))
+               .c_str());
     }
     barrier(grid.world);
     if (grid.rank == 0) {

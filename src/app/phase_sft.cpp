@@ -21,7 +21,8 @@ Phase phase_sft() {
       "--seed. Writes OUT/metrics.jsonl (one line per step) and the checkpoint OUT/final.";
   p.groups = {Group::Model, Group::Train, Group::Tokenizer};
   p.add_options = [](po::options_description& d) {
-    d.add_options()("data", po::value<std::string>(), "token dataset (HDF5) to train on (required)")(
+    d.add_options()("data", po::value<std::string>(),
+                    "token dataset (HDF5) to train on (required)")(
         "out", po::value<std::string>(), "run directory for metrics and checkpoints (required)")(
         "init", po::value<std::string>()->default_value(""),
         "checkpoint to start from (empty: random init from [model])")(

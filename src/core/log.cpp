@@ -6,8 +6,12 @@ namespace xwin {
 
 static int g_rank = 0;
 
-void set_log_rank(int rank) { g_rank = rank; }
-int log_rank() { return g_rank; }
+void set_log_rank(int rank) {
+  g_rank = rank;
+}
+int log_rank() {
+  return g_rank;
+}
 
 void log0(const char* fmt, ...) {
   if (g_rank != 0) return;

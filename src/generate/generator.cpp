@@ -116,7 +116,8 @@ void Generator::run(const std::vector<GenRequest>& reqs,
     }
     slots.clear(), pos.clear(), toks.clear();
     for (int s = 0; s < batch_; s++)
-      if (rows[s].active) slots.push_back(s), pos.push_back(rows[s].pos), toks.push_back(rows[s].last);
+      if (rows[s].active)
+        slots.push_back(s), pos.push_back(rows[s].pos), toks.push_back(rows[s].last);
     if (slots.empty()) return;
     const int R = (int)slots.size();
     model_.forward_cached(toks.data(), R, 1, slots.data(), pos.data(), cache, logits.data());

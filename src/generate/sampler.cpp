@@ -23,7 +23,7 @@ void SamplingParams::validate() const {
 // sort over token ids fed in ascending order breaks ties by id.
 namespace {
 
-constexpr uint32_t kOne = 0x3F800000u;  // bits of 1.0f, the largest probability
+constexpr uint32_t kOne = 0x3F800000u;   // bits of 1.0f, the largest probability
 constexpr int kDigit = 10, kDigits = 3;  // 30-bit keys (kOne < 2^30) in three 10-bit digits
 constexpr int kBuckets = 1 << kDigit;
 

@@ -20,7 +20,9 @@ namespace xwin {
 
 using namespace xwin::cpu;
 
-static Shard shard_of(const Grid& g) { return Shard{g.tp_rank, g.tp_size, g.pp_rank, g.pp_size}; }
+static Shard shard_of(const Grid& g) {
+  return Shard{g.tp_rank, g.tp_size, g.pp_rank, g.pp_size};
+}
 
 Llama::Llama(const ModelConfig& c, const Grid& g) : cfg(c), grid(g), layout(c, shard_of(g)) {
   cfg.validate("model config");
@@ -52,7 +54,9 @@ void Llama::init_random(uint64_t seed) {
   }
 }
 
-void Llama::zero_grad() { std::fill(grads.begin(), grads.end(), 0.f); }
+void Llama::zero_grad() {
+  std::fill(grads.begin(), grads.end(), 0.f);
+}
 
 static void grow(std::vector<float>& v, size_t n) {
   if (v.size() < n) v.assign(n, 0.f);
@@ -75,8 +79,9 @@ void Llama::size_slot(Acts& a, int N) {
 }
 
 void Llama::reserve(int B, int T) {
-  require(T <= cfg.max_seq_len, "sequence length ", T, " exceeds model.max_seq_len = ",
-          cfg.max_seq_len, "; lower train.seq_len or use a model with a longer context");
+  require(T <= cfg.max_seq_len, "sequence length ", T,
+          " exceeds model.max_seq_len = ", cfg.max_seq_len,
+          "; lower train.seq_len or use a model with a longer context");
   const size_t N = (size_t)B * T, C = cfg.d_model, HD = cfg.head_dim();
   const size_t QD = NH_ * HD, KD = NKV_ * HD, F = F_;
   size_slot(slots_[cur_], (int)N);
@@ -134,8 +139,8 @@ const float* Llama::forward_stage(const int32_t* tokens, const float* x, int B, 
   float* x0 = L1_ > L0_ ? A.layers[0].resid_in.data() : A.resid_final.data();
   if (first) {
     for (int n = 0; n < N; n++)
-      require(tokens[n] >= 0 && tokens[n] < cfg.vocab_size, "token id ", tokens[n],
-              " at position ", n, " is outside the vocabulary [0, ", cfg.vocab_size,
+      require(tokens[n] >= 0 && tokens[n] < cfg.vocab_size, "token id ", tokens[n], " at position ",
+              n, " is outside the vocabulary [0, ", cfg.vocab_size,
               "); the data was tokenized for a different model");
     if (layout.shard.tp == 1) {
       embedding_forward(x0, tokens, param("model.embed_tokens.weight"), N, C);
@@ -151,24 +156,24 @@ const float* Llama::forward_stage(const int32_t* tokens, const float* x, int B, 
     float* resid_out = l + 1 < L1_ ? A.layers[l + 1 - L0_].resid_in.data() : A.resid_final.data();
     rmsnorm_forward(a.ln1.data(), a.rstd1.data(), a.resid_in.data(),
                     param(layer_name(l, "input_layernorm.weight")), N, C, cfg.norm_eps);
-    matmul_forward(a.q.data(), a.ln1.data(), param(layer_name(l, "self_attn.q_proj.weight")), N,
-                   C, QD);
-    matmul_forward(a.k.data(), a.ln1.data(), param(layer_name(l, "self_attn.k_proj.weight")), N,
-                   C, KD);
-    matmul_forward(a.v.data(), a.ln1.data(), param(layer_name(l, "self_attn.v_proj.weight")), N,
-                   C, KD);
+    matmul_forward(a.q.data(), a.ln1.data(), param(layer_name(l, "self_attn.q_proj.weight")), N, C,
+                   QD);
+    matmul_forward(a.k.data(), a.ln1.data(), param(layer_name(l, "self_attn.k_proj.weight")), N, C,
+                   KD);
+    matmul_forward(a.v.data(), a.ln1.data(), param(layer_name(l, "self_attn.v_proj.weight")), N, C,
+                   KD);
     rope_forward(a.q.data(), rope_cos_.data(), rope_sin_.data(), B, T, NH, HD);
     rope_forward(a.k.data(), rope_cos_.data(), rope_sin_.data(), B, T, NKV, HD);
-    attention_forward(a.att.data(), a.lse.data(), a.q.data(), a.k.data(), a.v.data(), B, T, NH,
-                      NKV, HD);
+    attention_forward(a.att.data(), a.lse.data(), a.q.data(), a.k.data(), a.v.data(), B, T, NH, NKV,
+                      HD);
     matmul_forward(a.resid_mid.data(), a.att.data(),
                    param(layer_name(l, "self_attn.o_proj.weight")), N, QD, C);
     allreduce_sum(a.resid_mid.data(), (size_t)N * C, tp);  // row-parallel: sum the partials
     add_inplace(a.resid_mid.data(), a.resid_in.data(), (size_t)N * C);
     rmsnorm_forward(a.ln2.data(), a.rstd2.data(), a.resid_mid.data(),
                     param(layer_name(l, "post_attention_layernorm.weight")), N, C, cfg.norm_eps);
-    matmul_forward(a.gate.data(), a.ln2.data(), param(layer_name(l, "mlp.gate_proj.weight")), N,
-                   C, F);
+    matmul_forward(a.gate.data(), a.ln2.data(), param(layer_name(l, "mlp.gate_proj.weight")), N, C,
+                   F);
     matmul_forward(a.up.data(), a.ln2.data(), param(layer_name(l, "mlp.up_proj.weight")), N, C, F);
     swiglu_forward(a.act.data(), a.gate.data(), a.up.data(), (size_t)N * F);
     matmul_forward(resid_out, a.act.data(), param(layer_name(l, "mlp.down_proj.weight")), N, F, C);
@@ -182,8 +187,8 @@ const float* Llama::forward_stage(const int32_t* tokens, const float* x, int B, 
 }
 
 double Llama::lm_loss(const int32_t* targets, const float* weights, bool grad, float* logp) {
-  require(layout.shard.last_stage(), "internal: lm_loss on pipeline stage ",
-          layout.shard.pp_rank, ", which holds no LM head");
+  require(layout.shard.last_stage(), "internal: lm_loss on pipeline stage ", layout.shard.pp_rank,
+          ", which holds no LM head");
   LmHeadCE a;
   a.x = slots_[cur_].final_norm.data();
   a.W = lm_weight();
@@ -267,14 +272,13 @@ const float* Llama::backward_stage(const int32_t* tokens, const float* dy, int s
     allreduce_sum(dln_.data(), NC, tp);  // column-parallel: sum the input gradient's partials
     rmsnorm_backward(dresid_.data(), grad(layer_name(l, "post_attention_layernorm.weight")),
                      dln_.data(), a.resid_mid.data(),
-                     param(layer_name(l, "post_attention_layernorm.weight")), a.rstd2.data(), N,
-                     C);
+                     param(layer_name(l, "post_attention_layernorm.weight")), a.rstd2.data(), N, C);
     // Attention block: resid_mid = resid_in + o(attn(rope(q(ln1)), rope(k(ln1)), v(ln1))).
     std::fill_n(datt_.begin(), (size_t)N * QD, 0.f);
     matmul_backward(datt_.data(), grad(layer_name(l, "self_attn.o_proj.weight")), dresid_.data(),
                     a.att.data(), param(layer_name(l, "self_attn.o_proj.weight")), N, QD, C);
-    attention_backward(dq_.data(), dk_.data(), dv_.data(), datt_.data(), a.att.data(),
-                       a.lse.data(), a.q.data(), a.k.data(), a.v.data(), B, T, NH, NKV, HD);
+    attention_backward(dq_.data(), dk_.data(), dv_.data(), datt_.data(), a.att.data(), a.lse.data(),
+                       a.q.data(), a.k.data(), a.v.data(), B, T, NH, NKV, HD);
     rope_backward(dq_.data(), rope_cos_.data(), rope_sin_.data(), B, T, NH, HD);
     rope_backward(dk_.data(), rope_cos_.data(), rope_sin_.data(), B, T, NKV, HD);
     std::fill_n(dln_.begin(), NC, 0.f);
@@ -336,8 +340,9 @@ KvCache Llama::make_cache(int slots, int Tmax) const {
           "KV-cache decoding (xwin sample) needs the whole model on each rank, but this run has ",
           "parallel.tp = ", layout.shard.tp, " and parallel.pp = ", layout.shard.pp,
           "; sample with parallel.tp = 1 and parallel.pp = 1 (data parallelism spreads prompts)");
-  require(Tmax <= cfg.max_seq_len, "KV cache of ", Tmax, " positions exceeds model.max_seq_len = ",
-          cfg.max_seq_len, "; lower the prompt length or max new tokens");
+  require(Tmax <= cfg.max_seq_len, "KV cache of ", Tmax,
+          " positions exceeds model.max_seq_len = ", cfg.max_seq_len,
+          "; lower the prompt length or max new tokens");
   KvCache c;
   c.slots = slots, c.Tmax = Tmax;
   const size_t n = (size_t)slots * Tmax * cfg.n_kv_heads * cfg.head_dim();
@@ -392,8 +397,7 @@ void Llama::forward_cached(const int32_t* tokens, int R, int n, const int* slot,
   }
   // Only each row's last new token needs logits.
   std::vector<float> last((size_t)R * C), normed((size_t)R * C);
-  for (int r = 0; r < R; r++)
-    std::copy_n(&x[((size_t)r * n + n - 1) * C], C, &last[(size_t)r * C]);
+  for (int r = 0; r < R; r++) std::copy_n(&x[((size_t)r * n + n - 1) * C], C, &last[(size_t)r * C]);
   rmsnorm_forward(normed.data(), rstd.data(), last.data(), param("model.norm.weight"), R, C,
                   cfg.norm_eps);
   matmul_forward(logits_out, normed.data(), lm_weight(), R, C, cfg.vocab_size);

@@ -50,8 +50,9 @@ TEST(KvCache, PrefillAndDecodeMatchFullForward) {
     std::vector<int32_t> next;
     std::vector<int> rows, slots, at;
     for (int b = 0; b < B; b++)
-      if (pos[b] < T) next.push_back(toks[b * T + pos[b]]), rows.push_back(b),
-            slots.push_back(slot[b]), at.push_back(pos[b]);
+      if (pos[b] < T)
+        next.push_back(toks[b * T + pos[b]]), rows.push_back(b), slots.push_back(slot[b]),
+            at.push_back(pos[b]);
     if (rows.empty()) break;
     model.forward_cached(next.data(), (int)rows.size(), 1, slots.data(), at.data(), cache,
                          logits.data());

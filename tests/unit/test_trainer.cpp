@@ -81,8 +81,7 @@ class PlantedGradient : public Objective {
  public:
   explicit PlantedGradient(Llama& m) : m_(m) {}
   int64_t count(const std::vector<int64_t>&) override { return 1; }
-  void inputs(const std::vector<int64_t>&, std::vector<int32_t>& tokens, int& B,
-              int& T) override {
+  void inputs(const std::vector<int64_t>&, std::vector<int32_t>& tokens, int& B, int& T) override {
     tokens.assign(4, 1);
     B = 1, T = 4;
   }
