@@ -40,11 +40,6 @@ Generator::Generator(Llama& model, int batch, const SamplingParams& params)
   require(batch > 0, "generation batch size must be positive");
 }
 
-bool Generator::append(Row& row, const float* logits, const GenRequest& req, int Tmax) {
-  const Draw d = sampler_.draw(logits, model_.cfg.vocab_size, req.sample_id, row.pos);
-  return accept(row, d, params_, Tmax, generated_);
-}
-
 void Generator::run(const std::vector<GenRequest>& reqs,
                     const std::function<void(size_t, GenOutput&&)>& done) {
   if (reqs.empty()) return;

@@ -44,8 +44,6 @@ class Generator {
   Sampler sampler_;
   int64_t generated_ = 0;
 
-  // Appends a drawn token; returns true when the row is finished.
-  bool append(Row& row, const float* logits, const GenRequest& req, int Tmax);
 };
 
 }  // namespace xwin

@@ -58,6 +58,7 @@ ParamLayout::ParamLayout(const ModelConfig& cfg, const Shard& s) : shard(s) {
     t.init_std = init_std;
     t.init_one = one;
     total += t.numel;
+    index_.emplace(t.name, tensors.size());
     tensors.push_back(t);
   };
   // Replicated KV heads: the rank keeps the head its query heads use.
@@ -100,9 +101,8 @@ ParamLayout::ParamLayout(const ModelConfig& cfg, const Shard& s) : shard(s) {
 }
 
 const TensorInfo* ParamLayout::find(const std::string& name) const {
-  for (const auto& t : tensors)
-    if (t.name == name) return &t;
-  return nullptr;
+  const auto it = index_.find(name);
+  return it == index_.end() ? nullptr : &tensors[it->second];
 }
 
 const TensorInfo& ParamLayout::at(const std::string& name) const {

@@ -15,6 +15,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "model/config.h"
@@ -59,6 +60,10 @@ struct ParamLayout {
   explicit ParamLayout(const ModelConfig& cfg, const Shard& shard = {});
   const TensorInfo* find(const std::string& name) const;
   const TensorInfo& at(const std::string& name) const;
+
+ private:
+  // name -> position in tensors: the forward/backward passes look tensors up by name per layer.
+  std::unordered_map<std::string, size_t> index_;
 };
 
 std::string layer_name(int layer, const char* suffix);
