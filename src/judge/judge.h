@@ -1,0 +1,36 @@
+// The pairwise judge interface: given a conversation (ending with a user turn) and two candidate
+// replies, which is better? Two implementations stand behind it: the HTTP judge (an
+// OpenAI-compatible chat-completions endpoint such as GPT-4 or a local vLLM server, the way
+// Xwin-LM annotated Xwin-Pair) and the oracle of the embedded demo (src/tasks/oracle.h), which
+// answers from an exact checker. Callers (xwin annotate, xwin pipeline) see only this.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "io/chat_template.h"
+
+namespace xwin {
+
+struct PairQuestion {
+  Conversation prompt;  // ends with the user turn both replies answer
+  std::string a, b;     // the two candidate replies (assistant text)
+};
+
+enum class Winner { A, B, Tie, Failed };  // Failed: no usable verdict (recorded, never a tie)
+const char* winner_name(Winner w);        // "A", "B", "tie", "failed"
+
+struct PairVerdict {
+  Winner winner = Winner::Failed;
+  std::string explanation;  // the judge's reasoning or the oracle's grades (for the journal)
+};
+
+class PairJudge {
+ public:
+  virtual ~PairJudge() = default;
+  // One verdict per question, in order. Implementations may judge questions concurrently.
+  virtual std::vector<PairVerdict> judge(const std::vector<PairQuestion>& questions) = 0;
+  // A short name for logs and dataset attributes ("oracle", "http:gpt-4-0613").
+  virtual std::string name() const = 0;
+};
+
+}  // namespace xwin
