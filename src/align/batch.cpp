@@ -28,6 +28,11 @@ size_t DataOrder::record(int64_t g) {
 void build_lm_batch(const TokenDataset& data, const std::vector<size_t>& records, int T,
                     LmBatch& out) {
   const int B = (int)records.size();
+  // Rows pad only to the longest record of the batch: causal attention makes the padding
+  // invisible to real tokens, so a shorter T changes nothing but the work.
+  int64_t longest = 1;
+  for (size_t r : records) longest = std::max(longest, data.length(r));
+  T = (int)std::min<int64_t>(T, longest);
   out.B = B, out.T = T;
   out.tokens.assign((size_t)B * T, 0);
   out.targets.assign((size_t)B * T, 0);

@@ -22,7 +22,11 @@ int64_t DpoObjective::count(const std::vector<int64_t>& samples) {
 // go first). Position t predicts token t+1; response tokens are the targets with weight 1.
 void DpoObjective::inputs(const std::vector<int64_t>& samples, std::vector<int32_t>& tokens, int& B,
                           int& T) {
-  B = 2 * (int)samples.size(), T = T_;
+  size_t longest = 1;  // pad only to the batch's longest row (see build_lm_batch)
+  for (int64_t s : samples)
+    longest = std::max(longest, pair(s).prompt.size() +
+                                    std::max(pair(s).chosen.size(), pair(s).rejected.size()));
+  B = 2 * (int)samples.size(), T = (int)std::min<size_t>(longest, (size_t)T_);
   batch_.B = B, batch_.T = T;
   batch_.tokens.assign((size_t)B * T, 0);
   batch_.targets.assign((size_t)B * T, 0);

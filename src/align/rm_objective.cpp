@@ -69,7 +69,10 @@ void RmObjective::inputs(const std::vector<int64_t>& samples, std::vector<int32_
                          int& T) {
   B = 0;
   for (int64_t s : samples) B += (int)group(s).sequences.size();
-  T = T_;
+  size_t longest = 1;  // pad only to the batch's longest row (see build_lm_batch)
+  for (int64_t s : samples)
+    for (const auto& seq : group(s).sequences) longest = std::max(longest, seq.size());
+  T = Tb_ = (int)std::min<size_t>(longest, (size_t)T_);
   tokens.assign((size_t)B * T, 0);
   lengths_.clear();
   int row = 0;
@@ -89,7 +92,7 @@ std::vector<double> RmObjective::rewards(const Llama& model, const std::vector<i
   const float b = model.params[model.layout.at("value_head.bias").offset];
   std::vector<double> r(lengths_.size());
   for (size_t row = 0; row < lengths_.size(); row++) {
-    const float* x = h + ((size_t)row * T_ + last_token_index(lengths_[row], T_, false)) * C;
+    const float* x = h + ((size_t)row * Tb_ + last_token_index(lengths_[row], Tb_, false)) * C;
     double acc = b;
     for (int c = 0; c < C; c++) acc += (double)x[c] * w[c];
     r[row] = acc;
@@ -118,13 +121,13 @@ double RmObjective::head(Llama& model, const std::vector<int64_t>& samples, doub
   if (!grad) return loss;
   const int C = model.cfg.d_model;
   float* dh = model.dhidden();
-  std::fill_n(dh, lengths_.size() * (size_t)T_ * C, 0.f);
+  std::fill_n(dh, lengths_.size() * (size_t)Tb_ * C, 0.f);
   const float* h = model.hidden();
   const float* w = model.params.data() + model.layout.at("value_head.weight").offset;
   float* dw = model.grad("value_head.weight");
   float* db = model.grad("value_head.bias");
   for (size_t row = 0; row < r.size(); row++) {
-    const size_t at = (size_t)row * T_ + last_token_index(lengths_[row], T_, false);
+    const size_t at = (size_t)row * Tb_ + last_token_index(lengths_[row], Tb_, false);
     const float d = (float)dr[row];
     for (int c = 0; c < C; c++) {
       dh[at * C + c] = d * w[c];

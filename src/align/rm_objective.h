@@ -46,7 +46,8 @@ class RmObjective : public Objective {
 
  private:
   std::vector<PreferenceGroup> groups_;
-  int T_;
+  int T_;       // longest row
+  int Tb_ = 0;  // the current batch's padded length (inputs())
   DataOrder order_;
   double center_;
   std::vector<int> lengths_;  // of the rows of the last inputs()

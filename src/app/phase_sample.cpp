@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <memory>
 #include <set>
 
 #include "align/rm_objective.h"
@@ -69,7 +70,7 @@ static void draw_unique(Generator& gen, const TokenDataset& prompts, size_t p0, 
   }
 }
 
-static SampledChunk sample_chunk(Generator& gen, Llama& rm, const TokenDataset& prompts, size_t p0,
+static SampledChunk sample_chunk(Generator& gen, Llama* rm, const TokenDataset& prompts, size_t p0,
                                  size_t p1, int K, int budget, int score_batch) {
   std::vector<std::vector<GenOutput>> resp;
   std::vector<int> dups;
@@ -94,7 +95,11 @@ static SampledChunk sample_chunk(Generator& gen, Llama& rm, const TokenDataset& 
       groups[i].sequences.push_back(std::move(seq));
     }
   }
-  const int T = (int)std::min<size_t>(longest, rm.cfg.max_seq_len);
+  if (!rm) {  // no reward model: unscored (e.g. pairs for an annotator to judge)
+    c.scores.assign(c.logp.size(), 0.f);
+    return c;
+  }
+  const int T = (int)std::min<size_t>(longest, rm->cfg.max_seq_len);
   RmObjective scorer(std::move(groups), T, false, 0, 0.0);
   std::vector<int32_t> tokens;
   const int per = std::max(1, score_batch / K);
@@ -103,8 +108,8 @@ static SampledChunk sample_chunk(Generator& gen, Llama& rm, const TokenDataset& 
     for (size_t s = s0; s < std::min(p1 - p0, s0 + per); s++) samples.push_back((int64_t)s);
     int B = 0, TT = 0;
     scorer.inputs(samples, tokens, B, TT);
-    rm.forward(tokens.data(), B, TT);
-    for (double r : scorer.rewards(rm, samples)) c.scores.push_back((float)r);
+    rm->forward(tokens.data(), B, TT);
+    for (double r : scorer.rewards(*rm, samples)) c.scores.push_back((float)r);
   }
   return c;
 }
@@ -165,7 +170,8 @@ Phase phase_sample() {
   p.add_options = [](po::options_description& d) {
     d.add_options()("prompts", po::value<std::string>(), "prompts dataset (required)")(
         "policy", po::value<std::string>(), "policy checkpoint to sample from (required)")(
-        "rm", po::value<std::string>(), "reward model checkpoint (required)")(
+        "rm", po::value<std::string>()->default_value(""),
+        "reward model checkpoint (empty: responses are not scored, /scores holds zeros)")(
         "out", po::value<std::string>(), "Xwin-Set HDF5 file to write (required)")(
         "num_samples", po::value<int>()->default_value(64), "unique responses per prompt (K)")(
         "draw_budget", po::value<int>()->default_value(0),
@@ -183,7 +189,8 @@ Phase phase_sample() {
   };
   p.run = [p](const po::variables_map& vm) {
     const std::string prompts_path = required(vm, "prompts", p), out = required(vm, "out", p);
-    const std::string policy_path = required(vm, "policy", p), rm_path = required(vm, "rm", p);
+    const std::string policy_path = required(vm, "policy", p);
+    const std::string rm_path = vm["rm"].as<std::string>();
     SamplingParams sp;
     sp.temperature = vm["temperature"].as<float>(), sp.top_p = vm["top_p"].as<float>();
     sp.top_k = vm["top_k"].as<int>(), sp.max_new_tokens = vm["max_new_tokens"].as<int>();
@@ -199,9 +206,12 @@ Phase phase_sample() {
     }
     Llama policy(checkpoint_config(policy_path));
     load_checkpoint(policy_path, policy);
-    Llama rm = load_with_value_head(rm_path, 0);
-    require(checkpoint_config(rm_path).value_head, rm_path,
-            ": not a reward model (no value head); train one with xwin rm");
+    std::unique_ptr<Llama> rm;
+    if (!rm_path.empty()) {
+      require(checkpoint_config(rm_path).value_head, rm_path,
+              ": not a reward model (no value head); train one with xwin rm");
+      rm = std::make_unique<Llama>(load_with_value_head(rm_path, 0));
+    }
     const PromptsDataset prompts = PromptsDataset::load(prompts_path);
     const Grid grid = Grid::from_world();
     const std::string parts = out + ".parts";
@@ -218,7 +228,7 @@ Phase phase_sample() {
       if (fs::exists(part)) continue;  // finished before a restart
       const size_t p0 = c * chunk, p1 = std::min(P, p0 + chunk);
       SampledChunk sc =
-          sample_chunk(gen, rm, prompts.prompt, p0, p1, K, budget, vm["score_batch"].as<int>());
+          sample_chunk(gen, rm.get(), prompts.prompt, p0, p1, K, budget, vm["score_batch"].as<int>());
       write_xwin_set(part, sc, K, prompts.info, MPI_COMM_SELF);
       done_here += p1 - p0;
       log0("sample: chunk %zu/%zu | %.1f generated tok/s | %zu prompts on rank 0 | ETA %s", c + 1,

@@ -69,11 +69,8 @@ class Draw {
   const T& pick(const std::vector<T>& v) {
     return v[next() % v.size()];
   }
-  // 1 to 3 digits, each digit count equally likely.
-  int number() {
-    const int digits = range(1, 3);
-    return digits == 1 ? range(1, 9) : digits == 2 ? range(10, 99) : range(100, 999);
-  }
+  // 1 or 2 digits, each digit count equally likely.
+  int number() { return range(0, 1) ? range(1, 9) : range(10, 99); }
 
  private:
   uint64_t seed_, stream_, i_, k_ = 0;
@@ -399,7 +396,7 @@ Family add() {
   f.draw = [](Draw& d) {
     for (;;) {
       const int a = d.number(), b = d.number();
-      if (a + b <= 999) return json{{"a", a}, {"b", b}};
+      if (a + b <= 199) return json{{"a", a}, {"b", b}};
     }
   };
   f.phrasings[""] = {{"What is {a} + {b}?", "Add {a} and {b}.", "Compute {a} plus {b}.",
@@ -742,6 +739,22 @@ Grade grade(const Task& t, std::string_view reply) {
 std::string wrong_reply(const Task& t, uint64_t salt) {
   const uint64_t r = splitmix64(salt ^ hash_name(t.answer.c_str()));
   return family(t.family).wrong(t, r);
+}
+
+// The lazy reply restates part of the question instead of working it out.
+std::string lazy_reply(const Task& t) {
+  const json& s = t.spec;
+  const std::string& f = t.family;
+  std::string r;
+  if (f == "add" || f == "subtract" || f == "multiply") r = number_answer(a_of(s));
+  if (f == "compare") r = number_answer(std::min(a_of(s), b_of(s)));
+  if (f == "sort") r = join(list_items(s), ", ");
+  if (f == "reverse" || f == "format") r = word_of(s);
+  if (f == "count") r = number_answer((long)word_of(s).size());
+  if (f == "convert") r = number_answer(s.at("value").get<long>());
+  if (f == "followup") r = number_answer(first_answer(s));
+  if (r.empty() || grade(t, r).correct) return wrong_reply(t, 0);  // e.g. a palindrome
+  return r;
 }
 
 json to_json(const Task& t) {

@@ -53,6 +53,13 @@ Grade grade(const Task& t, std::string_view reply);
 // into the SFT demonstrations, as real SFT data contains mistakes.
 std::string wrong_reply(const Task& t, uint64_t salt);
 
+// The reply of a lazy demonstrator who restates part of the question instead of working it out
+// (the first operand, the smaller number, the list as given, the word unchanged, the word's
+// length as a count, the value unconverted, the first turn's answer again). A systematic mistake,
+// unlike wrong_reply's scattered ones: a model that learns it makes it confidently, and the
+// demo's reward model has something consistent to learn to reject. Never correct.
+std::string lazy_reply(const Task& t);
+
 nlohmann::json to_json(const Task& t);  // {"family","split","messages":[...],"answer","spec"}
 Task from_json(const nlohmann::json& j);  // throws xwin::Error naming the missing field
 

@@ -76,6 +76,20 @@ TEST(LmBatch, TargetsWeightsPaddingTruncation) {
   EXPECT_EQ(b.n_loss_tokens, 4);
 }
 
+TEST(LmBatch, PadsOnlyToTheLongestRecord) {
+  TokenDataset d;
+  d.append({1, 5, 6, 7, 2}, {0, 0, 1, 1, 1});
+  d.append({1, 8, 2}, {0, 1, 1});
+  LmBatch b;
+  build_lm_batch(d, {1}, 16, b);  // one 3-token record: T shrinks from 16 to 3
+  EXPECT_EQ(b.T, 3);
+  EXPECT_EQ(b.tokens, (std::vector<int32_t>{1, 8, 2}));
+  build_lm_batch(d, {1, 0}, 16, b);
+  EXPECT_EQ(b.T, 5);
+  EXPECT_EQ(b.tokens, (std::vector<int32_t>{1, 8, 2, 0, 0, 1, 5, 6, 7, 2}));
+  EXPECT_EQ(b.weights, (std::vector<float>{1, 1, 0, 0, 0, 0, 1, 1, 1, 0}));
+}
+
 // An objective that plants a known gradient, to check clipping and AdamW end to end.
 class PlantedGradient : public Objective {
  public:
