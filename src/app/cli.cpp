@@ -35,6 +35,10 @@ cli::Phase phase_data_xwin_set();
 cli::Phase phase_data_export();
 cli::Phase phase_import();
 cli::Phase phase_export();
+cli::Phase phase_pipeline();
+cli::Phase phase_eval();
+cli::Phase phase_annotate();
+cli::Phase phase_data_tasks();
 
 const std::vector<Phase>& phases() {
   static const std::vector<Phase> all = {phase_init(),
@@ -57,7 +61,11 @@ const std::vector<Phase>& phases() {
                                          phase_data_pairs(),
                                          phase_data_prompts(),
                                          phase_data_xwin_set(),
-                                         phase_data_export()};
+                                         phase_data_export(),
+                                         phase_data_tasks(),
+                                         phase_annotate(),
+                                         phase_eval(),
+                                         phase_pipeline()};
   return all;
 }
 

@@ -1,0 +1,615 @@
+// xwin pipeline: the whole Xwin-LM recipe on the embedded verifiable tasks, in one command.
+//
+//   prepare  tasks (src/tasks) -> SFT demonstrations (some wrong, as real SFT data is) and
+//            prompt sets -> a SentencePiece tokenizer -> HDF5 datasets
+//   sft      a small Llama from random initialisation
+//   pairs    two sampled responses per prompt from the SFT model, judged by the oracle: Xwin-Pair
+//   rm       the reward model, from the SFT model
+//   sample   64 unique responses per prompt scored by the RM: the Xwin-Set (and one on held-out
+//            prompts for best-of-N)
+//   rs       finetune the SFT model on each prompt's best response (+ the candidates ablation)
+//   dpo      DPO from the RS model on best-vs-rejected pairs of the Xwin-Set (+ rank ablation)
+//   eval     held-out oracle accuracy of every model, RM accuracy, best-of-N; report.md + plots
+//
+// Each stage runs the ordinary phases (the same code as `xwin sft`, `xwin rm`, ...) in this
+// process on every rank, with the deck's sections for their options. A finished stage leaves
+// RUN/stages/NAME.done; a rerun skips finished stages and the phases resume from their own
+// checkpoints and parts, so rerunning the command resumes rather than restarts.
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "align/rm_objective.h"
+#include "app/cli.h"
+#include "app/eval_tasks.h"
+#include "app/model_source.h"
+#include "app/text_options.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/rng.h"
+#include "core/timer.h"
+#include "io/checkpoint.h"
+#include "io/datasets.h"
+#include "io/jsonl.h"
+#include "io/records.h"
+#include "parallel/grid.h"
+#include "tasks/oracle.h"
+
+namespace xwin::cli {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+const std::vector<std::string> kStages = {"prepare", "sft", "pairs",  "rm",
+                                          "sample",  "rs",  "dpo",    "eval"};
+
+struct Run {
+  const po::variables_map& vm;
+  std::string deck, dir;
+  Grid grid;
+
+  std::string path(const std::string& rel) const { return (fs::path(dir) / rel).string(); }
+  std::string tokenizer() const { return path("tokenizer/tokenizer.model"); }
+  template <typename T>
+  T get(const char* key) const {
+    return vm[key].as<T>();
+  }
+  bool rank0() const { return grid.rank == 0; }
+};
+
+// Runs `xwin ARGS... --config DECK` in this process, on every rank.
+void phase(const Run& r, std::vector<std::string> args) {
+  if (!r.deck.empty()) args.insert(args.end(), {"--config", r.deck});
+  std::string line = "xwin";
+  std::vector<char*> argv = {const_cast<char*>("xwin")};
+  for (std::string& a : args) argv.push_back(a.data()), line += " " + a;
+  log0("pipeline: %s", line.c_str());
+  po::variables_map vm;
+  const Phase* p = parse((int)argv.size(), argv.data(), vm);
+  require(p != nullptr, "pipeline: '", line, "' did not name a phase");
+  require(p->run(vm) == 0, "pipeline: '", line, "' failed");
+}
+
+std::string num(double x) {
+  std::ostringstream s;
+  s << x;
+  return s.str();
+}
+
+// ---- prepare --------------------------------------------------------------------------------
+
+json prompt_record(const tasks::Task& t) {
+  return {{"messages", turns_to_json(t.prompt, TurnFormat::OpenAI)}};
+}
+
+json demo_record(const tasks::Task& t, const std::string& reply) {
+  Conversation c = t.prompt;
+  c.push_back({Role::Assistant, reply});
+  return conversation_to_json(c, TurnFormat::OpenAI);
+}
+
+void write_jsonl(const std::string& path, const std::vector<json>& rows) {
+  JsonlWriter w(path);
+  for (const json& j : rows) w.write(j);
+  w.commit();
+}
+
+void stage_prepare(const Run& r) {
+  const uint64_t seed = r.get<uint64_t>("seed");
+  const std::vector<std::string> only = r.get<std::vector<std::string>>("families");
+  struct Set {
+    const char* name;
+    int n;
+    tasks::Split split;
+  };
+  const std::vector<Set> sets = {{"sft", r.get<int>("n_sft"), tasks::Split::Train},
+                                 {"pairs", r.get<int>("n_pairs"), tasks::Split::Train},
+                                 {"rl", r.get<int>("n_rl"), tasks::Split::Train},
+                                 {"heldout", r.get<int>("n_eval"), tasks::Split::Heldout},
+                                 {"rm_heldout", r.get<int>("n_rm_eval"), tasks::Split::Heldout},
+                                 {"bon", r.get<int>("n_bon"), tasks::Split::Heldout}};
+  if (r.rank0()) {
+    fs::create_directories(r.path("tasks"));
+    fs::create_directories(r.path("data"));
+    const double noise = r.get<double>("sft_noise");
+    for (size_t s = 0; s < sets.size(); s++) {
+      // Best-of-N prompts are the first n_bon held-out tasks.
+      const uint64_t stream = std::string(sets[s].name) == "bon" ? 3 : s;
+      std::vector<tasks::Task> ts = tasks::generate(sets[s].n, seed * 1000 + stream, sets[s].split, only);
+      write_tasks(r.path("tasks/" + std::string(sets[s].name) + ".jsonl"), ts);
+      std::vector<json> rows;
+      for (size_t i = 0; i < ts.size(); i++) {
+        if (std::string(sets[s].name) == "sft") {
+          const bool wrong = rng_uniform(seed, 0x5346540000000000ull, i) < noise;
+          const std::string bad = r.get<std::string>("sft_noise_kind") == "lazy"
+                                      ? tasks::lazy_reply(ts[i])
+                                      : tasks::wrong_reply(ts[i], seed + i);
+          rows.push_back(demo_record(ts[i], wrong ? bad : ts[i].answer));
+        } else {
+          rows.push_back(prompt_record(ts[i]));
+        }
+      }
+      write_jsonl(r.path("data/" + std::string(sets[s].name) + ".jsonl"), rows);
+      if (std::string(sets[s].name) == "heldout") {  // correct demonstrations: held-out SFT loss
+        rows.clear();
+        for (const tasks::Task& t : ts) rows.push_back(demo_record(t, t.answer));
+        write_jsonl(r.path("data/heldout_demos.jsonl"), rows);
+      }
+    }
+    log0("pipeline: %d SFT demonstrations (%.0f%% with a wrong answer), prompts for pairs %d, "
+         "RL %d, held-out %d", r.get<int>("n_sft"), 100 * noise, r.get<int>("n_pairs"),
+         r.get<int>("n_rl"), r.get<int>("n_eval"));
+  }
+  barrier(r.grid.world);
+  const std::string vocab = std::to_string(r.get<int>("model.vocab_size"));
+  // The tokenizer sees every prompt's text (held-out phrasings too; the model does not), so no
+  // character of a held-out prompt becomes <unk>.
+  std::vector<std::string> tok = {"tokenizer", "train", "--out", r.path("tokenizer"),
+                                  "--vocab_size", vocab, "--byte_fallback", "false",
+                                  "--character_coverage", "1"};
+  for (const char* s : {"sft", "pairs", "heldout", "rm_heldout"})
+    tok.insert(tok.end(), {"--input", r.path(std::string("data/") + s + ".jsonl")});
+  phase(r, tok);
+  const std::string len = std::to_string(r.get<int>("model.max_seq_len"));
+  const std::vector<std::string> text = {"--tokenizer.model", r.tokenizer(), "--max_seq_len", len,
+                                         "--overlong", "error"};
+  auto convert = [&](const char* kind, const std::string& in, const std::string& out) {
+    std::vector<std::string> a = {"data", kind, "--in", r.path(in), "--out", r.path(out)};
+    a.insert(a.end(), text.begin(), text.end());
+    phase(r, a);
+  };
+  convert("sft", "data/sft.jsonl", "data/sft.h5");
+  convert("sft", "data/heldout_demos.jsonl", "data/heldout_demos.h5");
+  for (const char* s : {"pairs", "rl", "heldout", "rm_heldout", "bon"})
+    convert("prompts", std::string("data/") + s + ".jsonl", std::string("data/") + s + ".h5");
+}
+
+// ---- training stages ------------------------------------------------------------------------
+
+std::vector<std::string> train_args(const Run& r, const std::string& stage) {
+  return {"--train.steps", std::to_string(r.get<int64_t>((stage + "_steps").c_str())),
+          "--train.lr", num(r.get<double>((stage + "_lr").c_str()))};
+}
+
+void train(const Run& r, const std::string& phase_name, const std::string& stage,
+           std::vector<std::string> args) {
+  std::vector<std::string> a = {phase_name};
+  a.insert(a.end(), args.begin(), args.end());
+  const std::vector<std::string> t = train_args(r, stage);
+  a.insert(a.end(), t.begin(), t.end());
+  phase(r, a);
+}
+
+void stage_sft(const Run& r) {
+  train(r, "sft", "sft",
+        {"--data", r.path("data/sft.h5"), "--eval_data", r.path("data/heldout_demos.h5"), "--out",
+         r.path("sft"), "--tokenizer.model", r.tokenizer()});
+}
+
+std::string ckpt(const Run& r, const std::string& stage) { return r.path(stage + "/final"); }
+
+// Samples `k` responses per prompt of data/NAME.h5 from the policy (scored by `rm` if given).
+void sample(const Run& r, const std::string& prompts, const std::string& policy,
+            const std::string& rm, int k, const std::string& out, uint64_t seed) {
+  std::vector<std::string> a = {"sample",        "--prompts", r.path("data/" + prompts + ".h5"),
+                                "--policy",      policy,      "--out",
+                                out,             "--num_samples", std::to_string(k),
+                                "--seed",        std::to_string(seed),
+                                "--max_new_tokens", std::to_string(r.get<int>("max_new_tokens")),
+                                "--eos_id",      "2"};
+  if (!rm.empty()) a.insert(a.end(), {"--rm", rm});
+  phase(r, a);
+}
+
+// Xwin-Pair: the oracle judges the two sampled responses of every prompt through the judge
+// interface; ties (and failures) are dropped. Rank 0 writes the pairs dataset and a journal.
+void annotate(const Run& r, const std::string& samples, const std::string& tasks_file,
+              const std::string& out) {
+  if (!r.rank0()) return;
+  const XwinSetDataset set = XwinSetDataset::load(samples);
+  require(set.K >= 2, samples, ": need 2 responses per prompt to make pairs");
+  const Tokenizer tok(r.tokenizer());
+  const ChatEncoder enc(tok, chat_template(r.vm));
+  tasks::Oracle oracle(read_tasks(tasks_file));
+  PairJudge& judge = oracle;
+  std::vector<PairQuestion> qs;
+  std::vector<size_t> resp;  // response index of A (B follows it)
+  for (size_t p = 0; p < set.size(); p++) {
+    const int32_t* pt = set.prompt.tokens.data() + set.prompt.offsets[p];
+    const size_t np = set.prompt.offsets[p + 1] - set.prompt.offsets[p];
+    auto reply = [&](size_t i) {
+      return enc.decode_reply(pt, np, set.responses.tokens.data() + set.responses.offsets[i],
+                              set.responses.offsets[i + 1] - set.responses.offsets[i]);
+    };
+    const size_t a = p * set.K;
+    qs.push_back({enc.decode_prompt(pt, np), reply(a), reply(a + 1)});
+    resp.push_back(a);
+  }
+  const std::vector<PairVerdict> verdicts = judge.judge(qs);
+  TokenDataset prompt, chosen, rejected;
+  std::map<Winner, int64_t> counts;
+  JsonlWriter journal(out + ".annotations.jsonl");
+  for (size_t q = 0; q < qs.size(); q++) {
+    const Winner w = verdicts[q].winner;
+    counts[w]++;
+    journal.write({{"prompt", qs[q].prompt.back().text},
+                   {"A", qs[q].a},
+                   {"B", qs[q].b},
+                   {"winner", winner_name(w)},
+                   {"why", verdicts[q].explanation}});
+    if (w != Winner::A && w != Winner::B) continue;
+    const size_t p = q, good = resp[q] + (w == Winner::B), bad = resp[q] + (w == Winner::A);
+    auto row = [](const TokenDataset& d, size_t i) {
+      return std::vector<int32_t>(d.tokens.begin() + d.offsets[i],
+                                  d.tokens.begin() + d.offsets[i + 1]);
+    };
+    prompt.append(row(set.prompt, p), {});
+    chosen.append(row(set.responses, good), {});
+    rejected.append(row(set.responses, bad), {});
+  }
+  journal.commit();
+  require(prompt.size() > 0, samples, ": the oracle preferred neither response for every prompt; ",
+          "raise [sample] temperature or n_pairs");
+  DatasetWriter w(out, MPI_COMM_SELF);
+  w.ragged("prompt", prompt, false);
+  w.ragged("chosen", chosen, false);
+  w.ragged("rejected", rejected, false);
+  w.attr("n_ties", counts[Winner::Tie]);
+  DatasetInfo info = set.info;
+  info.schema = kSchemaPairs;
+  info.source = samples + " judged by " + judge.name();
+  info.n_kept = (int64_t)prompt.size(), info.n_truncated = 0, info.n_dropped = 0;
+  info.n_skipped = counts[Winner::Tie] + counts[Winner::Failed];
+  w.info(info);
+  w.commit();
+  log0("pipeline: %s: %lld pairs (A %lld, B %lld, ties %lld dropped) -> %s", judge.name().c_str(),
+       (long long)prompt.size(), (long long)counts[Winner::A], (long long)counts[Winner::B],
+       (long long)counts[Winner::Tie], out.c_str());
+}
+
+void stage_pairs(const Run& r) {
+  if (r.rank0()) fs::create_directories(r.path("pairs"));
+  barrier(r.grid.world);
+  const uint64_t seed = r.get<uint64_t>("seed");
+  for (const char* s : {"pairs", "rm_heldout"}) {
+    const std::string samples = r.path(std::string("pairs/") + s + "_samples.h5");
+    if (!fs::exists(samples)) sample(r, s, ckpt(r, "sft"), "", 2, samples, seed * 7 + 1);
+    annotate(r, samples, r.path(std::string("tasks/") + s + ".jsonl"),
+             r.path(std::string("pairs/") + s + ".h5"));
+    barrier(r.grid.world);
+  }
+}
+
+void stage_rm(const Run& r) {
+  train(r, "rm", "rm",
+        {"--data", r.path("pairs/pairs.h5"), "--eval_data", r.path("pairs/rm_heldout.h5"),
+         "--init", ckpt(r, "sft"), "--out", r.path("rm")});
+}
+
+void stage_sample(const Run& r) {
+  const uint64_t seed = r.get<uint64_t>("seed");
+  const int K = r.get<int>("num_samples");
+  sample(r, "rl", ckpt(r, "sft"), ckpt(r, "rm"), K, r.path("xwin_set.h5"), seed * 7 + 2);
+  sample(r, "bon", ckpt(r, "sft"), ckpt(r, "rm"), K, r.path("bon_set.h5"), seed * 7 + 3);
+}
+
+std::vector<int> rs_ablation(const Run& r) {
+  std::vector<int> n;
+  for (int x : r.get<std::vector<int>>("rs_candidates"))
+    if (x > 0 && x < r.get<int>("num_samples")) n.push_back(x);
+  return n;
+}
+
+void stage_rs(const Run& r) {
+  const std::vector<std::string> common = {"--data", r.path("xwin_set.h5"), "--init",
+                                           ckpt(r, "sft")};
+  auto run = [&](const std::string& out, std::vector<std::string> extra) {
+    if (fs::exists(r.path(out + "/final"))) return;
+    std::vector<std::string> a = common;
+    a.insert(a.end(), {"--out", r.path(out)});
+    a.insert(a.end(), extra.begin(), extra.end());
+    train(r, "rs", "rs", a);
+  };
+  run("rs", {});
+  for (int n : rs_ablation(r))
+    run("ablations/rs_n" + std::to_string(n), {"--candidates", std::to_string(n)});
+}
+
+void stage_dpo(const Run& r) {
+  const std::string init = ckpt(r, r.get<std::string>("dpo_init"));
+  auto run = [&](const std::string& out, const std::string& rank) {
+    if (fs::exists(r.path(out + "/final"))) return;
+    train(r, "dpo", "dpo",
+          {"--data", r.path("xwin_set.h5"), "--init", init, "--out", r.path(out),
+           "--rejected_rank", rank});
+  };
+  run("dpo", r.get<std::string>("rejected_rank"));
+  for (const std::string& rank : r.get<std::vector<std::string>>("dpo_rejected_ablation"))
+    if (rank != r.get<std::string>("rejected_rank")) run("ablations/dpo_" + rank, rank);
+}
+
+// ---- eval and report ------------------------------------------------------------------------
+
+struct BestOfN {
+  std::vector<int> n;
+  std::vector<double> rm_pick, pass;  // accuracy of the RM's pick among the first N; any correct
+};
+
+BestOfN best_of_n(const Run& r, const ChatEncoder& enc, const std::vector<tasks::Task>& ts) {
+  const XwinSetDataset set = XwinSetDataset::load(r.path("bon_set.h5"));
+  require(set.size() == ts.size(), r.path("bon_set.h5"), ": ", set.size(),
+          " prompts, but tasks/bon.jsonl has ", ts.size(), "; rerun the sample stage");
+  BestOfN b;
+  for (int n = 1; n <= set.K; n *= 4) b.n.push_back(n);
+  if (b.n.back() != set.K) b.n.push_back((int)set.K);
+  b.rm_pick.assign(b.n.size(), 0), b.pass.assign(b.n.size(), 0);
+  for (size_t p = 0; p < set.size(); p++) {
+    const int32_t* pt = set.prompt.tokens.data() + set.prompt.offsets[p];
+    const size_t np = set.prompt.offsets[p + 1] - set.prompt.offsets[p];
+    std::vector<bool> ok(set.K);
+    for (int k = 0; k < set.K; k++) {
+      const size_t i = p * set.K + k;
+      ok[k] = tasks::grade(ts[p], enc.decode_reply(pt, np,
+                                                   set.responses.tokens.data() + set.responses.offsets[i],
+                                                   set.responses.offsets[i + 1] - set.responses.offsets[i]))
+                  .correct;
+    }
+    // Responses are stored in draw order, so the first N are N independent draws.
+    for (size_t j = 0; j < b.n.size(); j++) {
+      int best = 0;
+      bool any = false;
+      for (int k = 0; k < b.n[j]; k++) {
+        if (set.scores[p * set.K + k] > set.scores[p * set.K + best]) best = k;
+        any = any || ok[k];
+      }
+      b.rm_pick[j] += ok[best], b.pass[j] += any;
+    }
+  }
+  for (size_t j = 0; j < b.n.size(); j++) b.rm_pick[j] /= set.size(), b.pass[j] /= set.size();
+  return b;
+}
+
+// Loss curves of a training run: "step loss" rows from OUT/metrics.jsonl.
+std::string curve(const std::string& metrics, const std::string& dat) {
+  std::ifstream in(metrics);
+  std::ofstream out(dat);
+  std::string line;
+  while (std::getline(in, line)) {
+    const json j = json::parse(line, nullptr, false);
+    if (j.is_object() && j.contains("loss") && j.contains("step"))
+      out << j["step"].get<int64_t>() << " " << j["loss"].get<double>() << "\n";
+  }
+  return dat;
+}
+
+void plots(const Run& r, const json& res) {
+  const std::string dir = r.path("report");
+  std::ofstream gp(dir + "/plots.gp");
+  gp << "set terminal pngcairo size 900,520\nset grid\nset key outside right\n";
+  gp << "set output '" << dir << "/training.png'\nset multiplot layout 2,2 title 'training loss'\n";
+  for (const char* s : {"sft", "rm", "rs", "dpo"})
+    gp << "set title '" << s << "'\nplot '" << curve(r.path(std::string(s) + "/metrics.jsonl"),
+                                                     dir + "/" + s + ".dat")
+       << "' using 1:2 with lines notitle\n";
+  gp << "unset multiplot\n";
+  std::ofstream acc(dir + "/accuracy.dat");
+  for (const char* s : {"sft", "rs", "dpo"})
+    acc << s << " " << res["models"][s]["accuracy"].get<double>() << "\n";
+  gp << "set output '" << dir << "/accuracy.png'\nset title 'held-out oracle accuracy'\n"
+     << "set style fill solid 0.6\nset yrange [0:1]\nset boxwidth 0.6\n"
+     << "plot '" << dir << "/accuracy.dat' using 0:2:xtic(1) with boxes notitle\n";
+  std::ofstream bon(dir + "/best_of_n.dat");
+  for (size_t j = 0; j < res["best_of_n"]["n"].size(); j++)
+    bon << res["best_of_n"]["n"][j].get<int>() << " " << res["best_of_n"]["rm"][j].get<double>()
+        << " " << res["best_of_n"]["oracle"][j].get<double>() << "\n";
+  gp << "set output '" << dir << "/best_of_n.png'\nset title 'best of N on held-out prompts'\n"
+     << "set logscale x 2\nset xlabel 'N'\nset yrange [0:1]\n"
+     << "plot '" << dir << "/best_of_n.dat' using 1:2 with linespoints title 'RM picks',"
+     << " '' using 1:3 with linespoints title 'any correct (oracle)', "
+     << res["models"]["rs"]["accuracy"].get<double>() << " title 'RS model'\n";
+  gp.close();
+  const std::string cmd = "gnuplot '" + dir + "/plots.gp' 2>'" + dir + "/gnuplot.log'";
+  if (std::system("command -v gnuplot >/dev/null 2>&1") != 0)
+    log0("pipeline: gnuplot not found: plots skipped (%s/plots.gp draws them)", dir.c_str());
+  else if (std::system(cmd.c_str()) != 0)
+    log0("pipeline: gnuplot failed (see %s/gnuplot.log); the report has the numbers", dir.c_str());
+}
+
+std::string pct(double x) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.1f%%", 100 * x);
+  return b;
+}
+
+void report(const Run& r, const json& res) {
+  std::ostringstream md;
+  md << "# xwin pipeline report\n\nRun directory `" << r.dir << "`, deck `"
+     << (r.deck.empty() ? "(none)" : r.deck) << "`, seed " << r.get<uint64_t>("seed") << ".\n\n";
+  md << "## Held-out oracle accuracy\n\n| model | accuracy | mean credit |\n|---|---|---|\n";
+  for (const auto& [name, m] : res["models"].items())
+    md << "| " << name << " | " << pct(m["accuracy"]) << " | " << num(m["credit"]) << " |\n";
+  md << "\n### By task family\n\n| family |";
+  for (const auto& [name, m] : res["models"].items()) md << " " << name << " |";
+  md << "\n|---|";
+  for (size_t i = 0; i < res["models"].size(); i++) md << "---|";
+  md << "\n";
+  for (const auto& [fam, f] : res["models"]["sft"]["by_family"].items()) {
+    md << "| " << fam << " |";
+    for (const auto& [name, m] : res["models"].items())
+      md << " " << pct(m["by_family"][fam]["accuracy"]) << " |";
+    md << "\n";
+  }
+  md << "\n## Reward model\n\nHeld-out pairwise accuracy on oracle pairs: "
+     << pct(res["rm"]["accuracy"]) << " (" << res["rm"]["pairs"] << " pairs, mean reward gap "
+     << num(res["rm"]["mean_gap"]) << ").\n\n";
+  md << "## Best of N (SFT samples, RM picks; held-out prompts)\n\n| N | RM pick | any correct "
+        "(oracle upper bound) |\n|---|---|---|\n";
+  for (size_t j = 0; j < res["best_of_n"]["n"].size(); j++)
+    md << "| " << res["best_of_n"]["n"][j] << " | " << pct(res["best_of_n"]["rm"][j]) << " | "
+       << pct(res["best_of_n"]["oracle"][j]) << " |\n";
+  md << "\n![accuracy](accuracy.png)\n![best of N](best_of_n.png)\n![training](training.png)\n";
+  std::ofstream(r.path("report/report.md")) << md.str();
+}
+
+void stage_eval(const Run& r) {
+  const Tokenizer tok(r.tokenizer());
+  const ChatEncoder enc(tok, chat_template(r.vm));
+  const std::vector<tasks::Task> held = read_tasks(r.path("tasks/heldout.jsonl"));
+  json res;
+  std::vector<std::string> models = {"sft", "rs", "dpo"};
+  for (int n : rs_ablation(r)) models.push_back("ablations/rs_n" + std::to_string(n));
+  for (const std::string& rank : r.get<std::vector<std::string>>("dpo_rejected_ablation"))
+    if (rank != r.get<std::string>("rejected_rank")) models.push_back("ablations/dpo_" + rank);
+  for (const std::string& m : models) {
+    Llama policy(checkpoint_config(ckpt(r, m)));
+    load_checkpoint(ckpt(r, m), policy);
+    const std::vector<TaskResult> got =
+        score_tasks(policy, enc, held, r.get<int>("max_new_tokens"), r.get<int>("eval_batch"));
+    res["models"][m] = summarize(held, got);
+    log0("pipeline: eval %-18s held-out accuracy %s", m.c_str(),
+         pct(res["models"][m]["accuracy"]).c_str());
+  }
+  {
+    Llama rm = load_with_value_head(ckpt(r, "rm"), 0);
+    RmObjective held_pairs(groups_from_pairs(PairsDataset::load(r.path("pairs/rm_heldout.h5")), false),
+                           rm.cfg.max_seq_len, false, 0, 0.0);
+    const RmEval e = evaluate_rm(rm, held_pairs, r.get<int>("eval_batch"), r.grid.dp);
+    res["rm"] = {{"accuracy", e.accuracy}, {"mean_gap", e.mean_gap}, {"pairs", e.pairs}};
+  }
+  if (r.rank0()) {
+    const BestOfN b = best_of_n(r, enc, read_tasks(r.path("tasks/bon.jsonl")));
+    res["best_of_n"] = {{"n", b.n}, {"rm", b.rm_pick}, {"oracle", b.pass}};
+    fs::create_directories(r.path("report"));
+    std::ofstream(r.path("report/results.json")) << res.dump(2) << "\n";
+    report(r, res);
+    plots(r, res);
+    // The table at the end of the run.
+    std::printf("\n%-22s %s\n", "model", "held-out oracle accuracy");
+    for (const auto& [name, m] : res["models"].items())
+      std::printf("%-22s %s\n", name.c_str(), pct(m["accuracy"]).c_str());
+    std::printf("%-22s %s (%lld held-out pairs)\n", "RM pairwise accuracy",
+                pct(res["rm"]["accuracy"]).c_str(), (long long)res["rm"]["pairs"].get<int64_t>());
+    std::printf("%-22s", "best-of-N (RM pick)");
+    for (size_t j = 0; j < b.n.size(); j++) std::printf("  N=%d %s", b.n[j], pct(b.rm_pick[j]).c_str());
+    std::printf("\n%-22s", "any correct of N");
+    for (size_t j = 0; j < b.n.size(); j++) std::printf("  N=%d %s", b.n[j], pct(b.pass[j]).c_str());
+    std::printf("\nreport: %s\n", r.path("report/report.md").c_str());
+    std::fflush(stdout);
+  }
+  barrier(r.grid.world);
+}
+
+}  // namespace
+
+Phase phase_pipeline() {
+  Phase p;
+  p.name = "pipeline";
+  p.summary = "the whole Xwin-LM recipe on verifiable tasks: SFT, RM, Xwin-Set, RS, DPO, eval";
+  p.details =
+      "Stages: prepare (tasks, tokenizer, datasets), sft, pairs (two SFT samples per prompt\n"
+      "judged by the oracle: Xwin-Pair), rm, sample (the Xwin-Set: --num_samples per prompt,\n"
+      "RM-scored), rs, dpo (from the RS model), eval (held-out oracle accuracy, RM accuracy,\n"
+      "best-of-N, RUN_DIR/report/report.md with PNG plots). A finished stage leaves\n"
+      "RUN_DIR/stages/NAME.done; rerunning resumes (delete the file to redo a stage). The phases take their options from the\n"
+      "deck's own sections ([sft], [rm], [sample], [rs], [dpo], [train], [model], ...); the\n"
+      "per-stage step counts and learning rates below override [train].";
+  p.groups = {Group::Model, Group::Train, Group::Template};
+  p.add_options = [](po::options_description& d) {
+    d.add_options()("run_dir", po::value<std::string>()->default_value("run/demo"),
+                    "run directory: every stage's outputs")(
+        "stage", po::value<std::vector<std::string>>()->multitoken(),
+        "run only these stages (repeatable; earlier stages must be done); default: all")(
+        "seed", po::value<uint64_t>()->default_value(1), "seed of the tasks and the sampling")(
+        "families", po::value<std::vector<std::string>>()->multitoken()->default_value({}, ""),
+        "task families to use (default: all)")(
+        "n_sft", po::value<int>()->default_value(6000), "SFT demonstrations")(
+        "sft_noise", po::value<double>()->default_value(0.3),
+        "share of SFT demonstrations with a wrong answer")(
+        "sft_noise_kind", po::value<std::string>()->default_value("lazy"),
+        "lazy: the wrong answers restate part of the question (a systematic mistake); "
+        "scattered: near misses")(
+        "n_pairs", po::value<int>()->default_value(2000), "prompts sampled twice for Xwin-Pair")(
+        "n_rl", po::value<int>()->default_value(600), "prompts of the Xwin-Set (RS and DPO)")(
+        "n_eval", po::value<int>()->default_value(600), "held-out tasks for accuracy")(
+        "n_rm_eval", po::value<int>()->default_value(400), "held-out prompts for RM accuracy")(
+        "n_bon", po::value<int>()->default_value(200), "held-out prompts for best-of-N")(
+        "num_samples", po::value<int>()->default_value(64), "responses per prompt (Xwin-Set)")(
+        "max_new_tokens", po::value<int>()->default_value(24), "longest response")(
+        "eval_batch", po::value<int>()->default_value(64), "sequences per batch in eval")(
+        "sft_steps", po::value<int64_t>()->default_value(1500), "SFT steps")(
+        "sft_lr", po::value<double>()->default_value(3e-3), "SFT peak learning rate")(
+        "rm_steps", po::value<int64_t>()->default_value(400), "RM steps")(
+        "rm_lr", po::value<double>()->default_value(1e-3), "RM peak learning rate")(
+        "rs_steps", po::value<int64_t>()->default_value(200), "RS steps")(
+        "rs_lr", po::value<double>()->default_value(1e-3), "RS peak learning rate")(
+        "dpo_steps", po::value<int64_t>()->default_value(200), "DPO steps")(
+        "dpo_lr", po::value<double>()->default_value(3e-4), "DPO peak learning rate")(
+        "dpo_init", po::value<std::string>()->default_value("rs"),
+        "DPO starts from the rs or the sft model")(
+        "rejected_rank", po::value<std::string>()->default_value("last"),
+        "DPO rejected response: last, median or a rank")(
+        "rs_candidates", po::value<std::vector<int>>()->multitoken()->default_value({}, ""),
+        "ablation: also run RS as best of N candidates for these N (e.g. 4 16)")(
+        "dpo_rejected_ablation",
+        po::value<std::vector<std::string>>()->multitoken()->default_value({}, ""),
+        "ablation: also run DPO with these rejected ranks (e.g. median)");
+  };
+  p.run = [](const po::variables_map& vm) {
+    Run r{vm, vm.count("config") ? vm["config"].as<std::string>() : "",
+          vm["run_dir"].as<std::string>(), Grid::from_world()};
+    if (r.grid.tp_size * r.grid.pp_size != 1 && r.rank0())
+      log0("pipeline: sampling and evaluation run with pp = 1 only");
+    std::vector<std::string> want = kStages;
+    if (vm.count("stage")) {
+      want = vm["stage"].as<std::vector<std::string>>();
+      for (const std::string& s : want)
+        if (std::find(kStages.begin(), kStages.end(), s) == kStages.end())
+          throw UsageError("--stage " + s + ": unknown stage; stages are prepare, sft, pairs, "
+                           "rm, sample, rs, dpo, eval");
+    }
+    if (r.rank0()) fs::create_directories(r.path("stages"));
+    barrier(r.grid.world);
+    using Fn = void (*)(const Run&);
+    const std::map<std::string, Fn> fns = {{"prepare", stage_prepare}, {"sft", stage_sft},
+                                           {"pairs", stage_pairs},     {"rm", stage_rm},
+                                           {"sample", stage_sample},   {"rs", stage_rs},
+                                           {"dpo", stage_dpo},         {"eval", stage_eval}};
+    Timer total;
+    for (size_t i = 0; i < kStages.size(); i++) {
+      const std::string& s = kStages[i];
+      const std::string done = r.path("stages/" + s + ".done");
+      const bool asked = std::find(want.begin(), want.end(), s) != want.end();
+      if (!asked) {
+        // A stage asked for needs every earlier stage finished.
+        bool later = false;
+        for (size_t j = i + 1; j < kStages.size(); j++)
+          later = later || std::find(want.begin(), want.end(), kStages[j]) != want.end();
+        if (later && !fs::exists(done))
+          throw Error("pipeline: stage " + s + " has not finished in " + r.dir +
+                      "; run `xwin pipeline --stage " + s + "` (or the whole pipeline) first");
+        continue;
+      }
+      if (fs::exists(done)) {
+        log0("pipeline: stage %zu/%zu %s: done before, skipped", i + 1, kStages.size(), s.c_str());
+        continue;
+      }
+      log0("pipeline: stage %zu/%zu %s | %s elapsed", i + 1, kStages.size(), s.c_str(),
+           format_duration(total.seconds()).c_str());
+      Timer t;
+      fns.at(s)(r);
+      barrier(r.grid.world);
+      if (r.rank0()) std::ofstream(done) << json{{"seconds", t.seconds()}}.dump() << "\n";
+      log0("pipeline: stage %s finished in %s", s.c_str(), format_duration(t.seconds()).c_str());
+    }
+    log0("pipeline: finished in %s", format_duration(total.seconds()).c_str());
+    return 0;
+  };
+  return p;
+}
+
+}  // namespace xwin::cli
