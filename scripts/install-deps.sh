@@ -9,4 +9,5 @@ apt-get install -y -q --no-install-recommends \
   zlib1g-dev libboost-program-options-dev libcurl4-openssl-dev nlohmann-json3-dev \
   libsentencepiece-dev libopenblas-dev libopenblas-openmp-dev \
   libgtest-dev libgmock-dev googletest libbenchmark-dev \
-  python3 python3-torch python3-h5py python3-numpy python3-sentencepiece
+  python3 python3-torch python3-h5py python3-numpy python3-sentencepiece \
+  slurm-wlm munge gnuplot-nox

@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "core/runinfo.h"
 #include "core/signals.h"
 #include "core/timer.h"
 #include "kernels/cpu/adamw.h"
@@ -192,6 +193,28 @@ void Trainer::truncate_metrics() const {
   std::filesystem::rename(path.string() + ".tmp", path);
 }
 
+// OUT/run.json gets one entry per start of the run (a resumed or requeued job adds one): where it
+// ran (Slurm job, array task, nodes; core/runinfo.h), on which layout, from which step.
+static void record_run(const std::string& out_dir, int64_t start_step, const Grid& grid) {
+  const std::filesystem::path path = std::filesystem::path(out_dir) / "run.json";
+  nlohmann::json doc = {{"runs", nlohmann::json::array()}};
+  if (std::ifstream in(path); in) {
+    const nlohmann::json old = nlohmann::json::parse(in, nullptr, false);
+    if (old.is_object() && old.contains("runs") && old["runs"].is_array()) doc = old;
+  }
+  nlohmann::json run = run_info();
+  run["start_step"] = start_step;
+  run["layout"] = {
+      {"ranks", grid.size}, {"dp", grid.dp_size}, {"tp", grid.tp_size}, {"pp", grid.pp_size}};
+  doc["runs"].push_back(run);
+  std::ofstream out(path.string() + ".tmp", std::ios::trunc);
+  out << doc.dump(2) << "\n";
+  out.close();
+  require(out.good(), path.string(), ".tmp: cannot write the run metadata");
+  std::filesystem::rename(path.string() + ".tmp", path);
+  if (!run["slurm"].is_null()) log0("slurm: %s", run["slurm"].dump().c_str());
+}
+
 void Trainer::fit(Objective& obj, const CheckpointOptions& ckpt) {
   std::filesystem::create_directories(out_dir_);
   RunCheckpoints ckpts(out_dir_);
@@ -202,6 +225,7 @@ void Trainer::fit(Objective& obj, const CheckpointOptions& ckpt) {
     truncate_metrics();
     metrics.open(std::filesystem::path(out_dir_) / "metrics.jsonl", std::ios::app);
     require(metrics.good(), out_dir_, "/metrics.jsonl: cannot open for writing");
+    record_run(out_dir_, state.step, grid_);
   }
   install_preemption_handlers();
   Timer total;
