@@ -121,8 +121,8 @@ int eval_tasks(const po::variables_map& vm) {
   require(!ts.empty(), "eval: no tasks to score");
   Llama policy(checkpoint_config(ckpt));
   load_checkpoint(ckpt, policy);
-  require(policy.cfg.vocab_size >= tok.vocab_size(), ckpt, ": vocab_size ",
-          policy.cfg.vocab_size, " is smaller than the tokenizer's ", tok.vocab_size(),
+  require(policy.cfg.vocab_size >= tok.vocab_size(), ckpt, ": vocab_size ", policy.cfg.vocab_size,
+          " is smaller than the tokenizer's ", tok.vocab_size(),
           " (pass the tokenizer the model was trained with)");
   Timer timer;
   std::vector<std::string> replies;

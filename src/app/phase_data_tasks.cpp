@@ -38,9 +38,9 @@ Phase phase_data_tasks() {
       }
     if (vm["n"].as<int>() <= 0) throw UsageError("--n must be positive");
     if (Grid::from_world().rank == 0) {
-      const auto ts = tasks::generate(vm["n"].as<int>(), vm["seed"].as<uint64_t>(),
-                                      split == "train" ? tasks::Split::Train : tasks::Split::Heldout,
-                                      only);
+      const auto ts =
+          tasks::generate(vm["n"].as<int>(), vm["seed"].as<uint64_t>(),
+                          split == "train" ? tasks::Split::Train : tasks::Split::Heldout, only);
       write_tasks(out, ts);
       log0("data tasks: %zu %s tasks -> %s", ts.size(), split.c_str(), out.c_str());
     }

@@ -45,8 +45,8 @@ using nlohmann::json;
 
 namespace {
 
-const std::vector<std::string> kStages = {"prepare", "sft", "pairs",  "rm",
-                                          "sample",  "rs",  "dpo",    "eval"};
+const std::vector<std::string> kStages = {"prepare", "sft", "pairs", "rm",
+                                          "sample",  "rs",  "dpo",   "eval"};
 
 struct Run {
   const po::variables_map& vm;
@@ -60,6 +60,18 @@ struct Run {
     return vm[key].as<T>();
   }
   bool rank0() const { return grid.rank == 0; }
+  // A list option: words separated by spaces or commas ("4 16", "4,16").
+  std::vector<std::string> list(const char* key) const {
+    std::vector<std::string> out;
+    std::string w;
+    for (char c : vm[key].as<std::string>() + " ")
+      if (c == ' ' || c == ',' || c == '\t') {
+        if (!w.empty()) out.push_back(w), w.clear();
+      } else {
+        w += c;
+      }
+    return out;
+  }
 };
 
 // Runs `xwin ARGS... --config DECK` in this process, on every rank.
@@ -101,7 +113,7 @@ void write_jsonl(const std::string& path, const std::vector<json>& rows) {
 
 void stage_prepare(const Run& r) {
   const uint64_t seed = r.get<uint64_t>("seed");
-  const std::vector<std::string> only = r.get<std::vector<std::string>>("families");
+  const std::vector<std::string> only = r.list("families");
   struct Set {
     const char* name;
     int n;
@@ -120,7 +132,8 @@ void stage_prepare(const Run& r) {
     for (size_t s = 0; s < sets.size(); s++) {
       // Best-of-N prompts are the first n_bon held-out tasks.
       const uint64_t stream = std::string(sets[s].name) == "bon" ? 3 : s;
-      std::vector<tasks::Task> ts = tasks::generate(sets[s].n, seed * 1000 + stream, sets[s].split, only);
+      std::vector<tasks::Task> ts =
+          tasks::generate(sets[s].n, seed * 1000 + stream, sets[s].split, only);
       write_tasks(r.path("tasks/" + std::string(sets[s].name) + ".jsonl"), ts);
       std::vector<json> rows;
       for (size_t i = 0; i < ts.size(); i++) {
@@ -141,23 +154,25 @@ void stage_prepare(const Run& r) {
         write_jsonl(r.path("data/heldout_demos.jsonl"), rows);
       }
     }
-    log0("pipeline: %d SFT demonstrations (%.0f%% with a wrong answer), prompts for pairs %d, "
-         "RL %d, held-out %d", r.get<int>("n_sft"), 100 * noise, r.get<int>("n_pairs"),
-         r.get<int>("n_rl"), r.get<int>("n_eval"));
+    log0(
+        "pipeline: %d SFT demonstrations (%.0f%% with a wrong answer), prompts for pairs %d, "
+        "RL %d, held-out %d",
+        r.get<int>("n_sft"), 100 * noise, r.get<int>("n_pairs"), r.get<int>("n_rl"),
+        r.get<int>("n_eval"));
   }
   barrier(r.grid.world);
   const std::string vocab = std::to_string(r.get<int>("model.vocab_size"));
   // The tokenizer sees every prompt's text (held-out phrasings too; the model does not), so no
   // character of a held-out prompt becomes <unk>.
-  std::vector<std::string> tok = {"tokenizer", "train", "--out", r.path("tokenizer"),
-                                  "--vocab_size", vocab, "--byte_fallback", "false",
-                                  "--character_coverage", "1"};
-  for (const char* s : {"sft", "pairs", "heldout", "rm_heldout"})
+  std::vector<std::string> tok = {
+      "tokenizer", "train",           "--out", r.path("tokenizer"),    "--vocab_size",
+      vocab,       "--byte_fallback", "false", "--character_coverage", "1"};
+  for (const char* s : {"sft", "pairs", "rl", "heldout", "rm_heldout"})
     tok.insert(tok.end(), {"--input", r.path(std::string("data/") + s + ".jsonl")});
   phase(r, tok);
   const std::string len = std::to_string(r.get<int>("model.max_seq_len"));
   const std::vector<std::string> text = {"--tokenizer.model", r.tokenizer(), "--max_seq_len", len,
-                                         "--overlong", "error"};
+                                         "--overlong",        "error"};
   auto convert = [&](const char* kind, const std::string& in, const std::string& out) {
     std::vector<std::string> a = {"data", kind, "--in", r.path(in), "--out", r.path(out)};
     a.insert(a.end(), text.begin(), text.end());
@@ -172,8 +187,8 @@ void stage_prepare(const Run& r) {
 // ---- training stages ------------------------------------------------------------------------
 
 std::vector<std::string> train_args(const Run& r, const std::string& stage) {
-  return {"--train.steps", std::to_string(r.get<int64_t>((stage + "_steps").c_str())),
-          "--train.lr", num(r.get<double>((stage + "_lr").c_str()))};
+  return {"--train.steps", std::to_string(r.get<int64_t>((stage + "_steps").c_str())), "--train.lr",
+          num(r.get<double>((stage + "_lr").c_str()))};
 }
 
 void train(const Run& r, const std::string& phase_name, const std::string& stage,
@@ -191,17 +206,28 @@ void stage_sft(const Run& r) {
          r.path("sft"), "--tokenizer.model", r.tokenizer()});
 }
 
-std::string ckpt(const Run& r, const std::string& stage) { return r.path(stage + "/final"); }
+std::string ckpt(const Run& r, const std::string& stage) {
+  return r.path(stage + "/final");
+}
 
 // Samples `k` responses per prompt of data/NAME.h5 from the policy (scored by `rm` if given).
 void sample(const Run& r, const std::string& prompts, const std::string& policy,
             const std::string& rm, int k, const std::string& out, uint64_t seed) {
-  std::vector<std::string> a = {"sample",        "--prompts", r.path("data/" + prompts + ".h5"),
-                                "--policy",      policy,      "--out",
-                                out,             "--num_samples", std::to_string(k),
-                                "--seed",        std::to_string(seed),
-                                "--max_new_tokens", std::to_string(r.get<int>("max_new_tokens")),
-                                "--eos_id",      "2"};
+  std::vector<std::string> a = {"sample",
+                                "--prompts",
+                                r.path("data/" + prompts + ".h5"),
+                                "--policy",
+                                policy,
+                                "--out",
+                                out,
+                                "--num_samples",
+                                std::to_string(k),
+                                "--seed",
+                                std::to_string(seed),
+                                "--max_new_tokens",
+                                std::to_string(r.get<int>("max_new_tokens")),
+                                "--eos_id",
+                                "2"};
   if (!rm.empty()) a.insert(a.end(), {"--rm", rm});
   phase(r, a);
 }
@@ -287,8 +313,8 @@ void stage_pairs(const Run& r) {
 
 void stage_rm(const Run& r) {
   train(r, "rm", "rm",
-        {"--data", r.path("pairs/pairs.h5"), "--eval_data", r.path("pairs/rm_heldout.h5"),
-         "--init", ckpt(r, "sft"), "--out", r.path("rm")});
+        {"--data", r.path("pairs/pairs.h5"), "--eval_data", r.path("pairs/rm_heldout.h5"), "--init",
+         ckpt(r, "sft"), "--out", r.path("rm")});
 }
 
 void stage_sample(const Run& r) {
@@ -300,8 +326,12 @@ void stage_sample(const Run& r) {
 
 std::vector<int> rs_ablation(const Run& r) {
   std::vector<int> n;
-  for (int x : r.get<std::vector<int>>("rs_candidates"))
-    if (x > 0 && x < r.get<int>("num_samples")) n.push_back(x);
+  for (const std::string& x : r.list("rs_candidates")) {
+    const int v = std::atoi(x.c_str());
+    if (v <= 0 || std::to_string(v) != x)
+      throw UsageError("--rs_candidates: '" + x + "' is not a positive number");
+    if (v < r.get<int>("num_samples")) n.push_back(v);
+  }
   return n;
 }
 
@@ -325,11 +355,11 @@ void stage_dpo(const Run& r) {
   auto run = [&](const std::string& out, const std::string& rank) {
     if (fs::exists(r.path(out + "/final"))) return;
     train(r, "dpo", "dpo",
-          {"--data", r.path("xwin_set.h5"), "--init", init, "--out", r.path(out),
-           "--rejected_rank", rank});
+          {"--data", r.path("xwin_set.h5"), "--init", init, "--out", r.path(out), "--rejected_rank",
+           rank});
   };
   run("dpo", r.get<std::string>("rejected_rank"));
-  for (const std::string& rank : r.get<std::vector<std::string>>("dpo_rejected_ablation"))
+  for (const std::string& rank : r.list("dpo_rejected_ablation"))
     if (rank != r.get<std::string>("rejected_rank")) run("ablations/dpo_" + rank, rank);
 }
 
@@ -354,9 +384,10 @@ BestOfN best_of_n(const Run& r, const ChatEncoder& enc, const std::vector<tasks:
     std::vector<bool> ok(set.K);
     for (int k = 0; k < set.K; k++) {
       const size_t i = p * set.K + k;
-      ok[k] = tasks::grade(ts[p], enc.decode_reply(pt, np,
-                                                   set.responses.tokens.data() + set.responses.offsets[i],
-                                                   set.responses.offsets[i + 1] - set.responses.offsets[i]))
+      ok[k] = tasks::grade(
+                  ts[p],
+                  enc.decode_reply(pt, np, set.responses.tokens.data() + set.responses.offsets[i],
+                                   set.responses.offsets[i + 1] - set.responses.offsets[i]))
                   .correct;
     }
     // Responses are stored in draw order, so the first N are N independent draws.
@@ -393,8 +424,8 @@ void plots(const Run& r, const json& res) {
   gp << "set terminal pngcairo size 900,520\nset grid\nset key outside right\n";
   gp << "set output '" << dir << "/training.png'\nset multiplot layout 2,2 title 'training loss'\n";
   for (const char* s : {"sft", "rm", "rs", "dpo"})
-    gp << "set title '" << s << "'\nplot '" << curve(r.path(std::string(s) + "/metrics.jsonl"),
-                                                     dir + "/" + s + ".dat")
+    gp << "set title '" << s << "'\nplot '"
+       << curve(r.path(std::string(s) + "/metrics.jsonl"), dir + "/" + s + ".dat")
        << "' using 1:2 with lines notitle\n";
   gp << "unset multiplot\n";
   std::ofstream acc(dir + "/accuracy.dat");
@@ -463,7 +494,7 @@ void stage_eval(const Run& r) {
   json res;
   std::vector<std::string> models = {"sft", "rs", "dpo"};
   for (int n : rs_ablation(r)) models.push_back("ablations/rs_n" + std::to_string(n));
-  for (const std::string& rank : r.get<std::vector<std::string>>("dpo_rejected_ablation"))
+  for (const std::string& rank : r.list("dpo_rejected_ablation"))
     if (rank != r.get<std::string>("rejected_rank")) models.push_back("ablations/dpo_" + rank);
   for (const std::string& m : models) {
     Llama policy(checkpoint_config(ckpt(r, m)));
@@ -476,8 +507,9 @@ void stage_eval(const Run& r) {
   }
   {
     Llama rm = load_with_value_head(ckpt(r, "rm"), 0);
-    RmObjective held_pairs(groups_from_pairs(PairsDataset::load(r.path("pairs/rm_heldout.h5")), false),
-                           rm.cfg.max_seq_len, false, 0, 0.0);
+    RmObjective held_pairs(
+        groups_from_pairs(PairsDataset::load(r.path("pairs/rm_heldout.h5")), false),
+        rm.cfg.max_seq_len, false, 0, 0.0);
     const RmEval e = evaluate_rm(rm, held_pairs, r.get<int>("eval_batch"), r.grid.dp);
     res["rm"] = {{"accuracy", e.accuracy}, {"mean_gap", e.mean_gap}, {"pairs", e.pairs}};
   }
@@ -495,9 +527,11 @@ void stage_eval(const Run& r) {
     std::printf("%-22s %s (%lld held-out pairs)\n", "RM pairwise accuracy",
                 pct(res["rm"]["accuracy"]).c_str(), (long long)res["rm"]["pairs"].get<int64_t>());
     std::printf("%-22s", "best-of-N (RM pick)");
-    for (size_t j = 0; j < b.n.size(); j++) std::printf("  N=%d %s", b.n[j], pct(b.rm_pick[j]).c_str());
+    for (size_t j = 0; j < b.n.size(); j++)
+      std::printf("  N=%d %s", b.n[j], pct(b.rm_pick[j]).c_str());
     std::printf("\n%-22s", "any correct of N");
-    for (size_t j = 0; j < b.n.size(); j++) std::printf("  N=%d %s", b.n[j], pct(b.pass[j]).c_str());
+    for (size_t j = 0; j < b.n.size(); j++)
+      std::printf("  N=%d %s", b.n[j], pct(b.pass[j]).c_str());
     std::printf("\nreport: %s\n", r.path("report/report.md").c_str());
     std::fflush(stdout);
   }
@@ -515,7 +549,8 @@ Phase phase_pipeline() {
       "judged by the oracle: Xwin-Pair), rm, sample (the Xwin-Set: --num_samples per prompt,\n"
       "RM-scored), rs, dpo (from the RS model), eval (held-out oracle accuracy, RM accuracy,\n"
       "best-of-N, RUN_DIR/report/report.md with PNG plots). A finished stage leaves\n"
-      "RUN_DIR/stages/NAME.done; rerunning resumes (delete the file to redo a stage). The phases take their options from the\n"
+      "RUN_DIR/stages/NAME.done; rerunning resumes (delete the file to redo a stage). The phases "
+      "take their options from the\n"
       "deck's own sections ([sft], [rm], [sample], [rs], [dpo], [train], [model], ...); the\n"
       "per-stage step counts and learning rates below override [train].";
   p.groups = {Group::Model, Group::Train, Group::Template};
@@ -525,15 +560,15 @@ Phase phase_pipeline() {
         "stage", po::value<std::vector<std::string>>()->multitoken(),
         "run only these stages (repeatable; earlier stages must be done); default: all")(
         "seed", po::value<uint64_t>()->default_value(1), "seed of the tasks and the sampling")(
-        "families", po::value<std::vector<std::string>>()->multitoken()->default_value({}, ""),
-        "task families to use (default: all)")(
+        "families", po::value<std::string>()->default_value(""),
+        "task families to use, e.g. \"add sort\" (default: all)")(
         "n_sft", po::value<int>()->default_value(6000), "SFT demonstrations")(
         "sft_noise", po::value<double>()->default_value(0.3),
         "share of SFT demonstrations with a wrong answer")(
         "sft_noise_kind", po::value<std::string>()->default_value("lazy"),
         "lazy: the wrong answers restate part of the question (a systematic mistake); "
-        "scattered: near misses")(
-        "n_pairs", po::value<int>()->default_value(2000), "prompts sampled twice for Xwin-Pair")(
+        "scattered: near misses")("n_pairs", po::value<int>()->default_value(2000),
+                                  "prompts sampled twice for Xwin-Pair")(
         "n_rl", po::value<int>()->default_value(600), "prompts of the Xwin-Set (RS and DPO)")(
         "n_eval", po::value<int>()->default_value(600), "held-out tasks for accuracy")(
         "n_rm_eval", po::value<int>()->default_value(400), "held-out prompts for RM accuracy")(
@@ -550,13 +585,12 @@ Phase phase_pipeline() {
         "dpo_steps", po::value<int64_t>()->default_value(200), "DPO steps")(
         "dpo_lr", po::value<double>()->default_value(3e-4), "DPO peak learning rate")(
         "dpo_init", po::value<std::string>()->default_value("rs"),
-        "DPO starts from the rs or the sft model")(
-        "rejected_rank", po::value<std::string>()->default_value("last"),
-        "DPO rejected response: last, median or a rank")(
-        "rs_candidates", po::value<std::vector<int>>()->multitoken()->default_value({}, ""),
-        "ablation: also run RS as best of N candidates for these N (e.g. 4 16)")(
-        "dpo_rejected_ablation",
-        po::value<std::vector<std::string>>()->multitoken()->default_value({}, ""),
+        "DPO starts from the rs or the sft model")("rejected_rank",
+                                                   po::value<std::string>()->default_value("last"),
+                                                   "DPO rejected response: last, median or a rank")(
+        "rs_candidates", po::value<std::string>()->default_value(""),
+        "ablation: also run RS as the best of N random candidates for these N (e.g. \"4 16\")")(
+        "dpo_rejected_ablation", po::value<std::string>()->default_value(""),
         "ablation: also run DPO with these rejected ranks (e.g. median)");
   };
   p.run = [](const po::variables_map& vm) {
@@ -569,7 +603,8 @@ Phase phase_pipeline() {
       want = vm["stage"].as<std::vector<std::string>>();
       for (const std::string& s : want)
         if (std::find(kStages.begin(), kStages.end(), s) == kStages.end())
-          throw UsageError("--stage " + s + ": unknown stage; stages are prepare, sft, pairs, "
+          throw UsageError("--stage " + s +
+                           ": unknown stage; stages are prepare, sft, pairs, "
                            "rm, sample, rs, dpo, eval");
     }
     if (r.rank0()) fs::create_directories(r.path("stages"));

@@ -94,15 +94,34 @@ void Generator::run(const std::vector<GenRequest>& reqs,
         const int n = rows[fill[i]].pos;
         const size_t cap = prefill_rows(model_.cfg, n);
         size_t j = i;
-        toks.clear();
-        while (j < fill.size() && j - i < cap && rows[fill[j]].pos == n) {
-          const auto& prompt = reqs[rows[fill[j]].req].prompt;
-          toks.insert(toks.end(), prompt.begin(), prompt.end());
-          j++;
-        }
+        while (j < fill.size() && j - i < cap && rows[fill[j]].pos == n) j++;
+        // Identical prompts (the K samples of one prompt) are prefilled once: the first row's
+        // cache and logits are copied to the others.
         const int R = (int)(j - i);
-        pos.assign(R, 0);
-        model_.forward_cached(toks.data(), R, n, &fill[i], pos.data(), cache, logits.data());
+        std::vector<int> first(R), uniq_slots;
+        toks.clear();
+        for (int k = 0; k < R; k++) {
+          const auto& prompt = reqs[rows[fill[i + k]].req].prompt;
+          first[k] = (int)uniq_slots.size();
+          for (int u = 0; u < (int)uniq_slots.size(); u++)
+            if (reqs[rows[uniq_slots[u]].req].prompt == prompt) {
+              first[k] = u;
+              break;
+            }
+          if (first[k] == (int)uniq_slots.size()) {
+            uniq_slots.push_back(fill[i + k]);
+            toks.insert(toks.end(), prompt.begin(), prompt.end());
+          }
+        }
+        const int U = (int)uniq_slots.size();
+        pos.assign(U, 0);
+        model_.forward_cached(toks.data(), U, n, uniq_slots.data(), pos.data(), cache,
+                              logits.data());
+        for (int k = R - 1; k >= 0; k--) {  // spread logits row first[k] <= k to row k
+          if (first[k] != k) std::copy_n(&logits[(size_t)first[k] * V], V, &logits[(size_t)k * V]);
+          if (uniq_slots[first[k]] != fill[i + k])
+            cache.copy_prefix(uniq_slots[first[k]], fill[i + k], n);
+        }
         draw_rows(&fill[i], R);
         for (int k = 0; k < R; k++)
           if (accept(rows[fill[i + k]], draws[k], params_, Tmax, generated_)) finish(fill[i + k]);

@@ -16,6 +16,7 @@
 // parallelism a rank holds one stage's layers and the trainer's schedule drives forward_stage /
 // backward_stage; forward() and backward() then refuse (they need the whole layer stack).
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <vector>
@@ -30,7 +31,19 @@ namespace xwin {
 // to Tmax tokens; per layer [slots, Tmax, n_kv_heads, head_dim] for k and for v.
 struct KvCache {
   int slots = 0, Tmax = 0;
-  std::vector<std::vector<float>> k, v;
+  std::vector<std::vector<float>> k, v;  // per layer: [slot][Tmax][n_kv_heads * head_dim]
+
+  // Copies positions [0, n) of slot `from` into slot `to`: a prompt shared by several rows is
+  // prefilled once.
+  void copy_prefix(int from, int to, int n) {
+    const size_t per = k.empty() ? 0 : k[0].size() / ((size_t)slots * Tmax);
+    for (size_t l = 0; l < k.size(); l++) {
+      std::copy_n(&k[l][(size_t)from * Tmax * per], (size_t)n * per,
+                  &k[l][(size_t)to * Tmax * per]);
+      std::copy_n(&v[l][(size_t)from * Tmax * per], (size_t)n * per,
+                  &v[l][(size_t)to * Tmax * per]);
+    }
+  }
 };
 
 class Llama {
