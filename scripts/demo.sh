@@ -1,15 +1,11 @@
 #!/usr/bin/env bash
-# The main job on the embedded default deck (inputs/demo.ini): make the task data, initialise a
-# model, score held-out data, finetune, and score again. Run from the repository root.
+# The main job: the whole Xwin-LM recipe on the embedded default deck (inputs/demo.ini) — tasks
+# with exact checkers, a tokenizer, SFT of a small Llama from scratch, Xwin-Pair judged by the
+# oracle, the reward model, the Xwin-Set, rejection sampling, DPO and the evaluation of every
+# stage. Run from the repository root; extra arguments go to `xwin pipeline` (e.g.
+# --run_dir run/other --seed 2). Rerunning resumes where the last run stopped.
 set -euo pipefail
 XWIN=${XWIN:-build/xwin}
 DECK=${DECK:-inputs/demo.ini}
-mkdir -p run/demo
-"$XWIN" data synth --config "$DECK"
-"$XWIN" data synth --config "$DECK" --out run/demo/heldout.h5 --records 256 --seed 99
-"$XWIN" init --config "$DECK"
-"$XWIN" logprobs --ckpt run/demo/init --data run/demo/heldout.h5 --out run/demo/heldout_init.h5
-"$XWIN" sft --config "$DECK" "$@"
-"$XWIN" logprobs --ckpt run/demo/sft/final --data run/demo/heldout.h5 \
-  --out run/demo/heldout_sft.h5
-echo "demo: done; held-out loss before and after SFT is in the two 'logprobs:' lines above"
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(nproc)}
+"$XWIN" pipeline --config "$DECK" "$@"

@@ -162,14 +162,20 @@ void stage_prepare(const Run& r) {
   }
   barrier(r.grid.world);
   const std::string vocab = std::to_string(r.get<int>("model.vocab_size"));
-  // The tokenizer sees every prompt's text (held-out phrasings too; the model does not), so no
-  // character of a held-out prompt becomes <unk>.
-  std::vector<std::string> tok = {
-      "tokenizer", "train",           "--out", r.path("tokenizer"),    "--vocab_size",
-      vocab,       "--byte_fallback", "false", "--character_coverage", "1"};
-  for (const char* s : {"sft", "pairs", "rl", "heldout", "rm_heldout"})
-    tok.insert(tok.end(), {"--input", r.path(std::string("data/") + s + ".jsonl")});
-  phase(r, tok);
+  // The tokenizer learns from the SFT demonstrations plus one line of every printable ASCII
+  // character, so that no character of any prompt (held-out phrasings included) is <unk>. A
+  // rerun keeps an existing tokenizer: the SFT model's ids depend on it.
+  if (!fs::exists(r.tokenizer())) {
+    if (r.rank0()) {
+      std::ofstream cs(r.path("data/charset.txt"));
+      for (char c = ' '; c <= '~'; c++) cs << c;
+      cs << "\n";
+    }
+    barrier(r.grid.world);
+    phase(r, {"tokenizer", "train", "--out", r.path("tokenizer"), "--vocab_size", vocab,
+              "--byte_fallback", "false", "--character_coverage", "1", "--input",
+              r.path("data/sft.jsonl"), "--input", r.path("data/charset.txt")});
+  }
   const std::string len = std::to_string(r.get<int>("model.max_seq_len"));
   const std::vector<std::string> text = {"--tokenizer.model", r.tokenizer(), "--max_seq_len", len,
                                          "--overlong",        "error"};
@@ -197,6 +203,8 @@ void train(const Run& r, const std::string& phase_name, const std::string& stage
   a.insert(a.end(), args.begin(), args.end());
   const std::vector<std::string> t = train_args(r, stage);
   a.insert(a.end(), t.begin(), t.end());
+  if (const int64_t every = r.get<int64_t>("save_every"); every > 0)
+    a.insert(a.end(), {"--save_every", std::to_string(every), "--keep_last", "2"});
   phase(r, a);
 }
 
@@ -428,16 +436,20 @@ void plots(const Run& r, const json& res) {
        << curve(r.path(std::string(s) + "/metrics.jsonl"), dir + "/" + s + ".dat")
        << "' using 1:2 with lines notitle\n";
   gp << "unset multiplot\n";
-  std::ofstream acc(dir + "/accuracy.dat");
-  for (const char* s : {"sft", "rs", "dpo"})
-    acc << s << " " << res["models"][s]["accuracy"].get<double>() << "\n";
+  {
+    std::ofstream acc(dir + "/accuracy.dat");
+    for (const auto& [name, m] : res["models"].items())
+      acc << "\"" << name << "\" " << m["accuracy"].get<double>() << "\n";
+  }
   gp << "set output '" << dir << "/accuracy.png'\nset title 'held-out oracle accuracy'\n"
      << "set style fill solid 0.6\nset yrange [0:1]\nset boxwidth 0.6\n"
      << "plot '" << dir << "/accuracy.dat' using 0:2:xtic(1) with boxes notitle\n";
-  std::ofstream bon(dir + "/best_of_n.dat");
-  for (size_t j = 0; j < res["best_of_n"]["n"].size(); j++)
-    bon << res["best_of_n"]["n"][j].get<int>() << " " << res["best_of_n"]["rm"][j].get<double>()
-        << " " << res["best_of_n"]["oracle"][j].get<double>() << "\n";
+  {
+    std::ofstream bon(dir + "/best_of_n.dat");
+    for (size_t j = 0; j < res["best_of_n"]["n"].size(); j++)
+      bon << res["best_of_n"]["n"][j].get<int>() << " " << res["best_of_n"]["rm"][j].get<double>()
+          << " " << res["best_of_n"]["oracle"][j].get<double>() << "\n";
+  }
   gp << "set output '" << dir << "/best_of_n.png'\nset title 'best of N on held-out prompts'\n"
      << "set logscale x 2\nset xlabel 'N'\nset yrange [0:1]\n"
      << "plot '" << dir << "/best_of_n.dat' using 1:2 with linespoints title 'RM picks',"
@@ -584,6 +596,9 @@ Phase phase_pipeline() {
         "rs_lr", po::value<double>()->default_value(1e-3), "RS peak learning rate")(
         "dpo_steps", po::value<int64_t>()->default_value(200), "DPO steps")(
         "dpo_lr", po::value<double>()->default_value(3e-4), "DPO peak learning rate")(
+        "save_every", po::value<int64_t>()->default_value(0),
+        "> 0: every training stage checkpoints every N steps, keeping the newest 2 (0: each "
+        "phase's own [sft]/[rm]/[rs]/[dpo] save_every)")(
         "dpo_init", po::value<std::string>()->default_value("rs"),
         "DPO starts from the rs or the sft model")("rejected_rank",
                                                    po::value<std::string>()->default_value("last"),

@@ -1,11 +1,19 @@
 #!/usr/bin/env bash
-# The main job on the demo deck does real work: held-out loss after SFT is well below the
-# loss of the initial model, read back with h5py (independently of xwin).
+# SFT from random initialisation does real work on the reverse task (tests/e2e/reverse.ini):
+# held-out loss after SFT is well below the loss of the initial model, read back with h5py
+# (independently of xwin).
 # Usage: demo_learns.sh XWIN SOURCE_DIR WORKDIR
 set -euo pipefail
 XWIN=$1 SRC=$2 WORK=$3
 rm -rf "$WORK" && mkdir -p "$WORK" && cd "$WORK"
-XWIN="$XWIN" DECK="$SRC/inputs/demo.ini" bash "$SRC/scripts/demo.sh"
+DECK=$SRC/tests/e2e/reverse.ini
+mkdir -p run/demo
+"$XWIN" data synth --config "$DECK"
+"$XWIN" data synth --config "$DECK" --out run/demo/heldout.h5 --records 256 --seed 99
+"$XWIN" init --config "$DECK"
+"$XWIN" logprobs --ckpt run/demo/init --data run/demo/heldout.h5 --out run/demo/heldout_init.h5
+"$XWIN" sft --config "$DECK"
+"$XWIN" logprobs --ckpt run/demo/sft/final --data run/demo/heldout.h5 --out run/demo/heldout_sft.h5
 /usr/bin/python3 - <<'PY'
 import h5py, json
 def mean_nll(path):
