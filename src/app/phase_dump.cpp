@@ -83,6 +83,7 @@ Phase phase_dump() {
     for (size_t r = 0; r < recs.size(); r++) recs[r] = r;
     LmBatch batch;
     build_lm_batch(data, recs, T, batch);
+    T = batch.T;  // the longest record, at most --seq_len
     require(batch.n_loss_tokens > 0, data_path, ": no position carries loss");
     std::vector<float> w(batch.weights);
     for (float& x : w) x /= (float)batch.n_loss_tokens;

@@ -138,12 +138,12 @@ Phase phase_logprobs() {
     };
     PipelineStage stage;
     stage.prepare = [&](int i) {
-      build_lm_batch(data, records(i), T, batch);
-      return (size_t)batch.B * T * model.cfg.d_model;
+      build_lm_batch(data, records(i), T, batch);  // batch.T: the batch's longest record
+      return (size_t)batch.B * batch.T * model.cfg.d_model;
     };
     stage.forward = [&](int i, const float* x) {
-      const float* y = model.forward_stage(batch.tokens.data(), x, batch.B, T, 0);
-      if (grid.last_stage()) score_batch(model, data, records(i), batch, T, lp, local);
+      const float* y = model.forward_stage(batch.tokens.data(), x, batch.B, batch.T, 0);
+      if (grid.last_stage()) score_batch(model, data, records(i), batch, batch.T, lp, local);
       if (timer.seconds() > 10 * (double)progress_lines) {
         progress_lines++;
         log0("logprobs: %zu/%zu batches on rank 0's group (%.1f batches/s)", (size_t)i + 1,
