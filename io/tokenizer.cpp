@@ -186,6 +186,7 @@ void train_tokenizer(const TokenizerTrainOptions& o) {
       {"hard_vocab_limit", "false"},
       {"minloglevel", "1"}};
   Sentences sentences(o.inputs);
+  sentencepiece::SetRandomGeneratorSeed(1);  // same input, same tokenizer (sampling, shuffling)
   const auto st = sentencepiece::SentencePieceTrainer::Train(args, &sentences);
   require(st.ok(), "tokenizer train: SentencePiece failed (", st.ToString(), "); with ",
           "byte_fallback the vocabulary needs at least 259 + the characters of the input");
