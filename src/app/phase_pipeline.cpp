@@ -613,6 +613,16 @@ Phase phase_pipeline() {
           vm["run_dir"].as<std::string>(), Grid::from_world()};
     if (r.grid.tp_size * r.grid.pp_size != 1 && r.rank0())
       log0("pipeline: sampling and evaluation run with pp = 1 only");
+    const std::string noise_kind = vm["sft_noise_kind"].as<std::string>();
+    if (noise_kind != "lazy" && noise_kind != "scattered")
+      throw UsageError("--sft_noise_kind " + noise_kind + ": use lazy or scattered");
+    if (const std::string d = vm["dpo_init"].as<std::string>(); d != "rs" && d != "sft")
+      throw UsageError("--dpo_init " + d + ": use rs or sft");
+    if (const double x = vm["sft_noise"].as<double>(); !(x >= 0 && x < 1))
+      throw UsageError("--sft_noise must be in [0, 1)");
+    for (const char* k : {"n_sft", "n_pairs", "n_rl", "n_eval", "n_rm_eval", "n_bon", "num_samples",
+                          "max_new_tokens", "eval_batch"})
+      if (vm[k].as<int>() <= 0) throw UsageError(std::string("--") + k + " must be positive");
     std::vector<std::string> want = kStages;
     if (vm.count("stage")) {
       want = vm["stage"].as<std::vector<std::string>>();

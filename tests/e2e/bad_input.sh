@@ -36,6 +36,13 @@ expect 2 "unrecognised option '--no_such_option'" "$XWIN" sft --no-such-option 3
 expect 2 "missing.ini: cannot open the deck" "$XWIN" sft --config missing.ini
 printf '[model]\nd_model = 64\nbogus_key = 1\n' >bad_key.ini
 expect 2 "bad_key.ini: unknown key 'bogus_key' in section \[model\]" "$XWIN" sft --config bad_key.ini
+# xwin pipeline: bad settings stop before anything is written.
+expect 2 "--sft_noise_kind sloppy: use lazy or scattered" "$XWIN" pipeline --run_dir pl --sft_noise_kind sloppy
+expect 2 "--stage train: unknown stage" "$XWIN" pipeline --run_dir pl --stage train
+expect 2 "--n_rl must be positive" "$XWIN" pipeline --run_dir pl --n_rl 0
+[ ! -e pl ] || { echo "FAIL: a refused pipeline wrote pl/"; failures=$((failures + 1)); }
+expect 1 "stage prepare has not finished in pl2" "$XWIN" pipeline --run_dir pl2 --stage rm
+expect 1 "x.model: cannot load as a SentencePiece model" "$XWIN" eval --suite tasks --ckpt ck --tokenizer.model x.model --tasks none.jsonl
 printf '[nosuch]\nx = 1\n' >bad_section.ini
 expect 2 "bad_section.ini: unknown section \[nosuch\]" "$XWIN" init --config bad_section.ini
 printf 'd_model = 64\n' >no_section.ini
