@@ -561,10 +561,10 @@ Phase phase_pipeline() {
       "judged by the oracle: Xwin-Pair), rm, sample (the Xwin-Set: --num_samples per prompt,\n"
       "RM-scored), rs, dpo (from the RS model), eval (held-out oracle accuracy, RM accuracy,\n"
       "best-of-N, RUN_DIR/report/report.md with PNG plots). A finished stage leaves\n"
-      "RUN_DIR/stages/NAME.done; rerunning resumes (delete the file to redo a stage). The phases "
-      "take their options from the\n"
-      "deck's own sections ([sft], [rm], [sample], [rs], [dpo], [train], [model], ...); the\n"
-      "per-stage step counts and learning rates below override [train].";
+      "RUN_DIR/stages/NAME.done; rerunning resumes (delete the file to redo a stage). The\n"
+      "phases take their options from the deck's own sections ([sft], [rm], [sample], [rs],\n"
+      "[dpo], [train], [model], ...); the per-stage step counts and learning rates below\n"
+      "override [train]. The defaults are those of inputs/demo.ini.";
   p.groups = {Group::Model, Group::Train, Group::Template};
   p.add_options = [](po::options_description& d) {
     d.add_options()("run_dir", po::value<std::string>()->default_value("run/demo"),
@@ -574,28 +574,28 @@ Phase phase_pipeline() {
         "seed", po::value<uint64_t>()->default_value(1), "seed of the tasks and the sampling")(
         "families", po::value<std::string>()->default_value(""),
         "task families to use, e.g. \"add sort\" (default: all)")(
-        "n_sft", po::value<int>()->default_value(6000), "SFT demonstrations")(
-        "sft_noise", po::value<double>()->default_value(0.3),
+        "n_sft", po::value<int>()->default_value(64000), "SFT demonstrations")(
+        "sft_noise", po::value<double>()->default_value(0.3, "0.3"),
         "share of SFT demonstrations with a wrong answer")(
         "sft_noise_kind", po::value<std::string>()->default_value("lazy"),
         "lazy: the wrong answers restate part of the question (a systematic mistake); "
-        "scattered: near misses")("n_pairs", po::value<int>()->default_value(2000),
+        "scattered: near misses")("n_pairs", po::value<int>()->default_value(4000),
                                   "prompts sampled twice for Xwin-Pair")(
-        "n_rl", po::value<int>()->default_value(600), "prompts of the Xwin-Set (RS and DPO)")(
-        "n_eval", po::value<int>()->default_value(600), "held-out tasks for accuracy")(
-        "n_rm_eval", po::value<int>()->default_value(400), "held-out prompts for RM accuracy")(
-        "n_bon", po::value<int>()->default_value(200), "held-out prompts for best-of-N")(
+        "n_rl", po::value<int>()->default_value(300), "prompts of the Xwin-Set (RS and DPO)")(
+        "n_eval", po::value<int>()->default_value(400), "held-out tasks for accuracy")(
+        "n_rm_eval", po::value<int>()->default_value(300), "held-out prompts for RM accuracy")(
+        "n_bon", po::value<int>()->default_value(100), "held-out prompts for best-of-N")(
         "num_samples", po::value<int>()->default_value(64), "responses per prompt (Xwin-Set)")(
         "max_new_tokens", po::value<int>()->default_value(24), "longest response")(
         "eval_batch", po::value<int>()->default_value(64), "sequences per batch in eval")(
-        "sft_steps", po::value<int64_t>()->default_value(1500), "SFT steps")(
-        "sft_lr", po::value<double>()->default_value(3e-3), "SFT peak learning rate")(
+        "sft_steps", po::value<int64_t>()->default_value(2000), "SFT steps")(
+        "sft_lr", po::value<double>()->default_value(4e-3, "4e-3"), "SFT peak learning rate")(
         "rm_steps", po::value<int64_t>()->default_value(400), "RM steps")(
-        "rm_lr", po::value<double>()->default_value(1e-3), "RM peak learning rate")(
-        "rs_steps", po::value<int64_t>()->default_value(200), "RS steps")(
-        "rs_lr", po::value<double>()->default_value(1e-3), "RS peak learning rate")(
-        "dpo_steps", po::value<int64_t>()->default_value(200), "DPO steps")(
-        "dpo_lr", po::value<double>()->default_value(3e-4), "DPO peak learning rate")(
+        "rm_lr", po::value<double>()->default_value(1e-3, "1e-3"), "RM peak learning rate")(
+        "rs_steps", po::value<int64_t>()->default_value(150), "RS steps")(
+        "rs_lr", po::value<double>()->default_value(1e-3, "1e-3"), "RS peak learning rate")(
+        "dpo_steps", po::value<int64_t>()->default_value(150), "DPO steps")(
+        "dpo_lr", po::value<double>()->default_value(3e-4, "3e-4"), "DPO peak learning rate")(
         "save_every", po::value<int64_t>()->default_value(0),
         "> 0: every training stage checkpoints every N steps, keeping the newest 2 (0: each "
         "phase's own [sft]/[rm]/[rs]/[dpo] save_every)")(
