@@ -24,8 +24,8 @@ void DpoObjective::inputs(const std::vector<int64_t>& samples, std::vector<int32
                           int& T) {
   size_t longest = 1;  // pad only to the batch's longest row (see build_lm_batch)
   for (int64_t s : samples)
-    longest = std::max(longest, pair(s).prompt.size() +
-                                    std::max(pair(s).chosen.size(), pair(s).rejected.size()));
+    longest = std::max(
+        longest, pair(s).prompt.size() + std::max(pair(s).chosen.size(), pair(s).rejected.size()));
   B = 2 * (int)samples.size(), T = (int)std::min<size_t>(longest, (size_t)T_);
   batch_.B = B, batch_.T = T;
   batch_.tokens.assign((size_t)B * T, 0);

@@ -227,8 +227,8 @@ Phase phase_sample() {
       const std::string part = (fs::path(parts) / name).string();
       if (fs::exists(part)) continue;  // finished before a restart
       const size_t p0 = c * chunk, p1 = std::min(P, p0 + chunk);
-      SampledChunk sc =
-          sample_chunk(gen, rm.get(), prompts.prompt, p0, p1, K, budget, vm["score_batch"].as<int>());
+      SampledChunk sc = sample_chunk(gen, rm.get(), prompts.prompt, p0, p1, K, budget,
+                                     vm["score_batch"].as<int>());
       write_xwin_set(part, sc, K, prompts.info, MPI_COMM_SELF);
       done_here += p1 - p0;
       log0("sample: chunk %zu/%zu | %.1f generated tok/s | %zu prompts on rank 0 | ETA %s", c + 1,

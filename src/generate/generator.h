@@ -43,7 +43,6 @@ class Generator {
   SamplingParams params_;
   Sampler sampler_;
   int64_t generated_ = 0;
-
 };
 
 }  // namespace xwin

@@ -22,7 +22,7 @@ enum class Split { Train, Heldout };
 const char* split_name(Split s);  // "train", "heldout"
 
 struct Task {
-  std::string family;   // e.g. "add"
+  std::string family;  // e.g. "add"
   Split split = Split::Train;
   Conversation prompt;  // ends with a user turn; two-turn tasks include the first exchange
   std::string answer;   // the canonical correct reply, as a demonstration would give it
@@ -60,7 +60,7 @@ std::string wrong_reply(const Task& t, uint64_t salt);
 // demo's reward model has something consistent to learn to reject. Never correct.
 std::string lazy_reply(const Task& t);
 
-nlohmann::json to_json(const Task& t);  // {"family","split","messages":[...],"answer","spec"}
+nlohmann::json to_json(const Task& t);    // {"family","split","messages":[...],"answer","spec"}
 Task from_json(const nlohmann::json& j);  // throws xwin::Error naming the missing field
 
 }  // namespace xwin::tasks

@@ -52,7 +52,7 @@ TEST(RewardPosition, PaddingAfterTheResponseDoesNotChangeTheReward) {
   m.forward(tokens.data(), B, T);
   std::vector<float> v((size_t)B * T);
   m.values(v.data());
-  ASSERT_EQ(T, 8);  // rows pad only to the batch's longest sequence
+  ASSERT_EQ(T, 8);                                  // rows pad only to the batch's longest sequence
   EXPECT_NEAR(v[7], tight[0], 1e-5);                // row 0: 8 tokens, last at index 7
   EXPECT_NEAR(v[T + 6], tight[1], 1e-5);            // row 1: 7 tokens
   EXPECT_GT(std::fabs(v[T + 7] - tight[1]), 1e-4);  // its index 7 is padding
