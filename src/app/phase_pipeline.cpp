@@ -15,6 +15,7 @@
 // process on every rank, with the deck's sections for their options. A finished stage leaves
 // RUN/stages/NAME.done; a rerun skips finished stages and the phases resume from their own
 // checkpoints and parts, so rerunning the command resumes rather than restarts.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -48,6 +49,19 @@ namespace {
 const std::vector<std::string> kStages = {"prepare", "sft", "pairs", "rm",
                                           "sample",  "rs",  "dpo",   "eval"};
 
+// A list option's words ("4 16", "add,sort"): separated by spaces, commas or tabs.
+std::vector<std::string> words(const std::string& text) {
+  std::vector<std::string> out;
+  std::string w;
+  for (char c : text + " ")
+    if (c == ' ' || c == ',' || c == '\t') {
+      if (!w.empty()) out.push_back(w), w.clear();
+    } else {
+      w += c;
+    }
+  return out;
+}
+
 struct Run {
   const po::variables_map& vm;
   std::string deck, dir;
@@ -61,17 +75,7 @@ struct Run {
   }
   bool rank0() const { return grid.rank == 0; }
   // A list option: words separated by spaces or commas ("4 16", "4,16").
-  std::vector<std::string> list(const char* key) const {
-    std::vector<std::string> out;
-    std::string w;
-    for (char c : vm[key].as<std::string>() + " ")
-      if (c == ' ' || c == ',' || c == '\t') {
-        if (!w.empty()) out.push_back(w), w.clear();
-      } else {
-        w += c;
-      }
-    return out;
-  }
+  std::vector<std::string> list(const char* key) const { return words(vm[key].as<std::string>()); }
 };
 
 // Runs `xwin ARGS... --config DECK` in this process, on every rank.
@@ -129,6 +133,8 @@ void stage_prepare(const Run& r) {
     fs::create_directories(r.path("tasks"));
     fs::create_directories(r.path("data"));
     const double noise = r.get<double>("sft_noise");
+    const double noisy_share = r.get<double>("noisy_share");
+    const std::vector<std::string> noisy = r.list("noisy_families");
     for (size_t s = 0; s < sets.size(); s++) {
       // Best-of-N prompts are the first n_bon held-out tasks.
       const uint64_t stream = std::string(sets[s].name) == "bon" ? 3 : s;
@@ -138,10 +144,13 @@ void stage_prepare(const Run& r) {
       std::vector<json> rows;
       for (size_t i = 0; i < ts.size(); i++) {
         if (std::string(sets[s].name) == "sft") {
-          const bool wrong = rng_uniform(seed, 0x5346540000000000ull, i) < noise;
-          const std::string bad = r.get<std::string>("sft_noise_kind") == "lazy"
-                                      ? tasks::lazy_reply(ts[i])
-                                      : tasks::wrong_reply(ts[i], seed + i);
+          const bool in_noisy = std::find(noisy.begin(), noisy.end(), ts[i].family) != noisy.end();
+          const bool wrong =
+              rng_uniform(seed, 0x5346540000000000ull, i) < (in_noisy ? noisy_share : noise);
+          const std::string kind = r.get<std::string>("sft_noise_kind");
+          const std::string bad = kind == "lazy"        ? tasks::lazy_reply(ts[i])
+                                  : kind == "unhelpful" ? tasks::unhelpful_reply(ts[i], seed + i)
+                                                        : tasks::wrong_reply(ts[i], seed + i);
           rows.push_back(demo_record(ts[i], wrong ? bad : ts[i].answer));
         } else {
           rows.push_back(prompt_record(ts[i]));
@@ -155,10 +164,12 @@ void stage_prepare(const Run& r) {
       }
     }
     log0(
-        "pipeline: %d SFT demonstrations (%.0f%% with a wrong answer), prompts for pairs %d, "
-        "RL %d, held-out %d",
-        r.get<int>("n_sft"), 100 * noise, r.get<int>("n_pairs"), r.get<int>("n_rl"),
-        r.get<int>("n_eval"));
+        "pipeline: %d SFT demonstrations (%.0f%% %s, %.0f%% in %s), prompts for pairs %d, RL %d, "
+        "held-out %d",
+        r.get<int>("n_sft"), 100 * noise, r.get<std::string>("sft_noise_kind").c_str(),
+        100 * noisy_share,
+        noisy.empty() ? "no family" : r.get<std::string>("noisy_families").c_str(),
+        r.get<int>("n_pairs"), r.get<int>("n_rl"), r.get<int>("n_eval"));
   }
   barrier(r.grid.world);
   const std::string vocab = std::to_string(r.get<int>("model.vocab_size"));
@@ -218,9 +229,11 @@ std::string ckpt(const Run& r, const std::string& stage) {
   return r.path(stage + "/final");
 }
 
-// Samples `k` responses per prompt of data/NAME.h5 from the policy (scored by `rm` if given).
+// Samples `k` responses per prompt of data/NAME.h5 from the policy (scored by `rm` if given), at
+// `temperature` (< 0: the deck's [sample] temperature).
 void sample(const Run& r, const std::string& prompts, const std::string& policy,
-            const std::string& rm, int k, const std::string& out, uint64_t seed) {
+            const std::string& rm, int k, const std::string& out, uint64_t seed,
+            double temperature = -1) {
   std::vector<std::string> a = {"sample",
                                 "--prompts",
                                 r.path("data/" + prompts + ".h5"),
@@ -237,6 +250,7 @@ void sample(const Run& r, const std::string& prompts, const std::string& policy,
                                 "--eos_id",
                                 "2"};
   if (!rm.empty()) a.insert(a.end(), {"--rm", rm});
+  if (temperature >= 0) a.insert(a.end(), {"--temperature", std::to_string(temperature)});
   phase(r, a);
 }
 
@@ -328,8 +342,9 @@ void stage_rm(const Run& r) {
 void stage_sample(const Run& r) {
   const uint64_t seed = r.get<uint64_t>("seed");
   const int K = r.get<int>("num_samples");
-  sample(r, "rl", ckpt(r, "sft"), ckpt(r, "rm"), K, r.path("xwin_set.h5"), seed * 7 + 2);
-  sample(r, "bon", ckpt(r, "sft"), ckpt(r, "rm"), K, r.path("bon_set.h5"), seed * 7 + 3);
+  const double t = r.get<double>("set_temperature");
+  sample(r, "rl", ckpt(r, "sft"), ckpt(r, "rm"), K, r.path("xwin_set.h5"), seed * 7 + 2, t);
+  sample(r, "bon", ckpt(r, "sft"), ckpt(r, "rm"), K, r.path("bon_set.h5"), seed * 7 + 3, t);
 }
 
 std::vector<int> rs_ablation(const Run& r) {
@@ -576,26 +591,35 @@ Phase phase_pipeline() {
         "task families to use, e.g. \"add sort\" (default: all)")(
         "n_sft", po::value<int>()->default_value(64000), "SFT demonstrations")(
         "sft_noise", po::value<double>()->default_value(0.3, "0.3"),
-        "share of SFT demonstrations with a wrong answer")(
-        "sft_noise_kind", po::value<std::string>()->default_value("lazy"),
-        "lazy: the wrong answers restate part of the question (a systematic mistake); "
-        "scattered: near misses")("n_pairs", po::value<int>()->default_value(4000),
-                                  "prompts sampled twice for Xwin-Pair")(
+        "share of SFT demonstrations that are bad (see sft_noise_kind)")(
+        "noisy_families", po::value<std::string>()->default_value("count convert"),
+        "families whose demonstrations came mostly from the weak demonstrator, e.g. \"count\" "
+        "(real SFT data is uneven across skills)")("noisy_share",
+                                                   po::value<double>()->default_value(0.5, "0.5"),
+                                                   "share of bad demonstrations in noisy_families")(
+        "sft_noise_kind", po::value<std::string>()->default_value("unhelpful"),
+        "what the bad demonstrations say: unhelpful: decline (\"I don't know.\"); lazy: restate "
+        "part of the question (a systematic mistake); scattered: near misses")(
+        "n_pairs", po::value<int>()->default_value(4000), "prompts sampled twice for Xwin-Pair")(
         "n_rl", po::value<int>()->default_value(300), "prompts of the Xwin-Set (RS and DPO)")(
-        "n_eval", po::value<int>()->default_value(400), "held-out tasks for accuracy")(
+        "n_eval", po::value<int>()->default_value(1000), "held-out tasks for accuracy")(
         "n_rm_eval", po::value<int>()->default_value(300), "held-out prompts for RM accuracy")(
         "n_bon", po::value<int>()->default_value(100), "held-out prompts for best-of-N")(
         "num_samples", po::value<int>()->default_value(64), "responses per prompt (Xwin-Set)")(
-        "max_new_tokens", po::value<int>()->default_value(24), "longest response")(
+        "set_temperature", po::value<double>()->default_value(0.5, "0.5"),
+        "sampling temperature of the Xwin-Set and the best-of-N set (the pairs use [sample] "
+        "temperature: diverse pairs teach the RM more, while a cooler Xwin-Set keeps RS close to "
+        "what the SFT model does best)")("max_new_tokens", po::value<int>()->default_value(24),
+                                         "longest response")(
         "eval_batch", po::value<int>()->default_value(64), "sequences per batch in eval")(
         "sft_steps", po::value<int64_t>()->default_value(2000), "SFT steps")(
         "sft_lr", po::value<double>()->default_value(4e-3, "4e-3"), "SFT peak learning rate")(
         "rm_steps", po::value<int64_t>()->default_value(400), "RM steps")(
         "rm_lr", po::value<double>()->default_value(1e-3, "1e-3"), "RM peak learning rate")(
-        "rs_steps", po::value<int64_t>()->default_value(150), "RS steps")(
-        "rs_lr", po::value<double>()->default_value(1e-3, "1e-3"), "RS peak learning rate")(
-        "dpo_steps", po::value<int64_t>()->default_value(150), "DPO steps")(
-        "dpo_lr", po::value<double>()->default_value(3e-4, "3e-4"), "DPO peak learning rate")(
+        "rs_steps", po::value<int64_t>()->default_value(40), "RS steps")(
+        "rs_lr", po::value<double>()->default_value(5e-4, "5e-4"), "RS peak learning rate")(
+        "dpo_steps", po::value<int64_t>()->default_value(40), "DPO steps")(
+        "dpo_lr", po::value<double>()->default_value(1e-4, "1e-4"), "DPO peak learning rate")(
         "save_every", po::value<int64_t>()->default_value(0),
         "> 0: every training stage checkpoints every N steps, keeping the newest 2 (0: each "
         "phase's own [sft]/[rm]/[rs]/[dpo] save_every)")(
@@ -614,12 +638,20 @@ Phase phase_pipeline() {
     if (r.grid.tp_size * r.grid.pp_size != 1 && r.rank0())
       log0("pipeline: sampling and evaluation run with pp = 1 only");
     const std::string noise_kind = vm["sft_noise_kind"].as<std::string>();
-    if (noise_kind != "lazy" && noise_kind != "scattered")
-      throw UsageError("--sft_noise_kind " + noise_kind + ": use lazy or scattered");
+    if (noise_kind != "lazy" && noise_kind != "scattered" && noise_kind != "unhelpful")
+      throw UsageError("--sft_noise_kind " + noise_kind + ": use unhelpful, lazy or scattered");
     if (const std::string d = vm["dpo_init"].as<std::string>(); d != "rs" && d != "sft")
       throw UsageError("--dpo_init " + d + ": use rs or sft");
-    if (const double x = vm["sft_noise"].as<double>(); !(x >= 0 && x < 1))
-      throw UsageError("--sft_noise must be in [0, 1)");
+    const std::vector<std::string>& known = tasks::families();
+    for (const char* fam : {"families", "noisy_families"})
+      for (const std::string& w : words(vm[fam].as<std::string>()))
+        if (std::find(known.begin(), known.end(), w) == known.end())
+          throw UsageError(std::string("--") + fam + ": no task family '" + w + "'");
+    for (const char* k : {"sft_noise", "noisy_share"})
+      if (const double x = vm[k].as<double>(); !(x >= 0 && x < 1))
+        throw UsageError(std::string("--") + k + " must be in [0, 1)");
+    if (const double x = vm["set_temperature"].as<double>(); !(x > 0))
+      throw UsageError("--set_temperature must be > 0 (the Xwin-Set needs distinct samples)");
     for (const char* k : {"n_sft", "n_pairs", "n_rl", "n_eval", "n_rm_eval", "n_bon", "num_samples",
                           "max_new_tokens", "eval_batch"})
       if (vm[k].as<int>() <= 0) throw UsageError(std::string("--") + k + " must be positive");

@@ -757,6 +757,13 @@ std::string lazy_reply(const Task& t) {
   return r;
 }
 
+std::string unhelpful_reply(const Task& t, uint64_t salt) {
+  static const char* const kPhrasings[] = {"I am not sure.", "I don't know.",
+                                           "I can't tell you that."};
+  (void)t;
+  return kPhrasings[splitmix64(salt) % 3];
+}
+
 json to_json(const Task& t) {
   return {{"family", t.family},
           {"split", split_name(t.split)},

@@ -60,6 +60,11 @@ std::string wrong_reply(const Task& t, uint64_t salt);
 // demo's reward model has something consistent to learn to reject. Never correct.
 std::string lazy_reply(const Task& t);
 
+// The reply of an unhelpful demonstrator who declines to answer ("I am not sure.", ...), one of
+// a few phrasings chosen by `salt`. Never correct, no partial credit for numbers; the mistake
+// real SFT data has most of, and the one preference training most visibly removes.
+std::string unhelpful_reply(const Task& t, uint64_t salt);
+
 nlohmann::json to_json(const Task& t);    // {"family","split","messages":[...],"answer","spec"}
 Task from_json(const nlohmann::json& j);  // throws xwin::Error naming the missing field
 

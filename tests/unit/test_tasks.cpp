@@ -249,6 +249,28 @@ TEST(Tasks, WrongRepliesGradeWrongAndLose) {
   for (const auto& [family, replies] : variety) EXPECT_GE(replies.size(), 10u) << family;
 }
 
+// The two kinds of bad demonstration the demo mixes into SFT data: the lazy one restates part
+// of the question, the unhelpful one declines. Neither is ever correct, both lose to the answer.
+TEST(Tasks, LazyAndUnhelpfulRepliesAreNeverCorrect) {
+  std::set<std::string> declines;
+  for (const Task& t : sample(300)) {
+    SCOPED_TRACE(to_json(t).dump());
+    const std::string lazy = lazy_reply(t);
+    EXPECT_FALSE(grade(t, lazy).correct) << lazy;
+    EXPECT_EQ(prefer(t, t.answer, lazy), Winner::A) << lazy;
+    for (uint64_t salt = 0; salt < 4; salt++) {
+      const std::string u = unhelpful_reply(t, salt);
+      EXPECT_EQ(u, unhelpful_reply(t, salt));
+      const Grade g = grade(t, u);
+      EXPECT_FALSE(g.correct) << u;
+      if (numeric(t.family)) EXPECT_EQ(g.credit, 0.0) << u;
+      EXPECT_EQ(prefer(t, t.answer, u), Winner::A) << u;
+      declines.insert(u);
+    }
+  }
+  EXPECT_GE(declines.size(), 3u);
+}
+
 TEST(Tasks, NearerWrongNumberBeatsFartherOne) {
   for (const Task& t : sample(200)) {
     if (!numeric(t.family)) continue;
