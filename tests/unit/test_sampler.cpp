@@ -128,3 +128,31 @@ TEST(Sampler, TopKAndTopPKeepExactlyTheSpecifiedSets) {
   h = histogram(p, logits, 50);
   EXPECT_EQ(h[0], 50);
 }
+
+// The returned log-prob is log_softmax(logits)[token] to float precision at any temperature,
+// over logits spread far enough that most terms underflow (the sampler's own exp is a
+// polynomial, so it is checked here against libm in double).
+TEST(Sampler, LogProbMatchesDoubleLogSoftmax) {
+  std::mt19937 gen(7);
+  std::normal_distribution<float> n(0.f, 12.f);
+  for (int V : {5, 4096, 32000}) {
+    std::vector<float> logits(V);
+    for (float& x : logits) x = n(gen);
+    const double mx = *std::max_element(logits.begin(), logits.end());
+    double z = 0;
+    for (float x : logits) z += std::exp((double)x - mx);
+    for (float t : {0.f, 0.7f, 1.f}) {
+      SamplingParams p;
+      p.temperature = t;
+      p.top_p = 0.9f;
+      Sampler s(p);
+      for (uint64_t id = 0; id < 20; id++) {
+        const Draw d = s.draw(logits.data(), V, id, 0);
+        ASSERT_GE(d.token, 0);
+        ASSERT_LT(d.token, V);
+        const double want = logits[d.token] - mx - std::log(z);
+        EXPECT_NEAR(d.logp, want, 2e-5 * std::max(1.0, std::abs(want))) << "V " << V << " t " << t;
+      }
+    }
+  }
+}
