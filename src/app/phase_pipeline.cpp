@@ -150,6 +150,7 @@ void stage_prepare(const Run& r) {
           const std::string kind = r.get<std::string>("sft_noise_kind");
           const std::string bad = kind == "lazy"        ? tasks::lazy_reply(ts[i])
                                   : kind == "unhelpful" ? tasks::unhelpful_reply(ts[i], seed + i)
+                                  : kind == "hedged"    ? tasks::hedged_reply(ts[i], seed + i)
                                                         : tasks::wrong_reply(ts[i], seed + i);
           rows.push_back(demo_record(ts[i], wrong ? bad : ts[i].answer));
         } else {
@@ -595,11 +596,12 @@ Phase phase_pipeline() {
         "noisy_families", po::value<std::string>()->default_value("count convert"),
         "families whose demonstrations came mostly from the weak demonstrator, e.g. \"count\" "
         "(real SFT data is uneven across skills)")("noisy_share",
-                                                   po::value<double>()->default_value(0.5, "0.5"),
+                                                   po::value<double>()->default_value(0.6, "0.6"),
                                                    "share of bad demonstrations in noisy_families")(
-        "sft_noise_kind", po::value<std::string>()->default_value("unhelpful"),
-        "what the bad demonstrations say: unhelpful: decline (\"I don't know.\"); lazy: restate "
-        "part of the question (a systematic mistake); scattered: near misses")(
+        "sft_noise_kind", po::value<std::string>()->default_value("hedged"),
+        "what the bad demonstrations say: hedged: the answer and a second guess (\"42, or maybe "
+        "43\"); unhelpful: decline (\"I don't know.\"); lazy: restate part of the question (a "
+        "systematic mistake); scattered: near misses")(
         "n_pairs", po::value<int>()->default_value(4000), "prompts sampled twice for Xwin-Pair")(
         "n_rl", po::value<int>()->default_value(300), "prompts of the Xwin-Set (RS and DPO)")(
         "n_eval", po::value<int>()->default_value(1000), "held-out tasks for accuracy")(
@@ -616,8 +618,8 @@ Phase phase_pipeline() {
         "sft_lr", po::value<double>()->default_value(4e-3, "4e-3"), "SFT peak learning rate")(
         "rm_steps", po::value<int64_t>()->default_value(400), "RM steps")(
         "rm_lr", po::value<double>()->default_value(1e-3, "1e-3"), "RM peak learning rate")(
-        "rs_steps", po::value<int64_t>()->default_value(40), "RS steps")(
-        "rs_lr", po::value<double>()->default_value(5e-4, "5e-4"), "RS peak learning rate")(
+        "rs_steps", po::value<int64_t>()->default_value(20), "RS steps")(
+        "rs_lr", po::value<double>()->default_value(2e-4, "2e-4"), "RS peak learning rate")(
         "dpo_steps", po::value<int64_t>()->default_value(40), "DPO steps")(
         "dpo_lr", po::value<double>()->default_value(1e-4, "1e-4"), "DPO peak learning rate")(
         "save_every", po::value<int64_t>()->default_value(0),
@@ -638,8 +640,10 @@ Phase phase_pipeline() {
     if (r.grid.tp_size * r.grid.pp_size != 1 && r.rank0())
       log0("pipeline: sampling and evaluation run with pp = 1 only");
     const std::string noise_kind = vm["sft_noise_kind"].as<std::string>();
-    if (noise_kind != "lazy" && noise_kind != "scattered" && noise_kind != "unhelpful")
-      throw UsageError("--sft_noise_kind " + noise_kind + ": use unhelpful, lazy or scattered");
+    if (noise_kind != "lazy" && noise_kind != "scattered" && noise_kind != "unhelpful" &&
+        noise_kind != "hedged")
+      throw UsageError("--sft_noise_kind " + noise_kind +
+                       ": use hedged, unhelpful, lazy or scattered");
     if (const std::string d = vm["dpo_init"].as<std::string>(); d != "rs" && d != "sft")
       throw UsageError("--dpo_init " + d + ": use rs or sft");
     const std::vector<std::string>& known = tasks::families();

@@ -764,6 +764,10 @@ std::string unhelpful_reply(const Task& t, uint64_t salt) {
   return kPhrasings[splitmix64(salt) % 3];
 }
 
+std::string hedged_reply(const Task& t, uint64_t salt) {
+  return t.answer + ", or maybe " + wrong_reply(t, salt);
+}
+
 json to_json(const Task& t) {
   return {{"family", t.family},
           {"split", split_name(t.split)},

@@ -65,6 +65,10 @@ std::string lazy_reply(const Task& t);
 // real SFT data has most of, and the one preference training most visibly removes.
 std::string unhelpful_reply(const Task& t, uint64_t salt);
 
+// The reply of a hesitant demonstrator who gives the answer and then a second guess ("42, or
+// maybe 43"): it commits to no answer, so it is never correct, and a numeric one earns no credit.
+std::string hedged_reply(const Task& t, uint64_t salt);
+
 nlohmann::json to_json(const Task& t);    // {"family","split","messages":[...],"answer","spec"}
 Task from_json(const nlohmann::json& j);  // throws xwin::Error naming the missing field
 

@@ -37,7 +37,7 @@ expect 2 "missing.ini: cannot open the deck" "$XWIN" sft --config missing.ini
 printf '[model]\nd_model = 64\nbogus_key = 1\n' >bad_key.ini
 expect 2 "bad_key.ini: unknown key 'bogus_key' in section \[model\]" "$XWIN" sft --config bad_key.ini
 # xwin pipeline: bad settings stop before anything is written.
-expect 2 "--sft_noise_kind sloppy: use unhelpful, lazy or scattered" "$XWIN" pipeline --run_dir pl --sft_noise_kind sloppy
+expect 2 "--sft_noise_kind sloppy: use hedged, unhelpful, lazy or scattered" "$XWIN" pipeline --run_dir pl --sft_noise_kind sloppy
 expect 2 "--stage train: unknown stage" "$XWIN" pipeline --run_dir pl --stage train
 expect 2 "--n_rl must be positive" "$XWIN" pipeline --run_dir pl --n_rl 0
 expect 2 "--noisy_families: no task family 'cout'" "$XWIN" pipeline --run_dir pl --noisy_families "add cout"

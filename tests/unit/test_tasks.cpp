@@ -249,9 +249,10 @@ TEST(Tasks, WrongRepliesGradeWrongAndLose) {
   for (const auto& [family, replies] : variety) EXPECT_GE(replies.size(), 10u) << family;
 }
 
-// The two kinds of bad demonstration the demo mixes into SFT data: the lazy one restates part
-// of the question, the unhelpful one declines. Neither is ever correct, both lose to the answer.
-TEST(Tasks, LazyAndUnhelpfulRepliesAreNeverCorrect) {
+// The kinds of bad demonstration the demo mixes into SFT data: the lazy one restates part of the
+// question, the unhelpful one declines, the hedged one adds a second guess. None is ever
+// correct, and each loses to the answer.
+TEST(Tasks, LazyUnhelpfulAndHedgedRepliesAreNeverCorrect) {
   std::set<std::string> declines;
   for (const Task& t : sample(300)) {
     SCOPED_TRACE(to_json(t).dump());
@@ -266,6 +267,11 @@ TEST(Tasks, LazyAndUnhelpfulRepliesAreNeverCorrect) {
       if (numeric(t.family)) EXPECT_EQ(g.credit, 0.0) << u;
       EXPECT_EQ(prefer(t, t.answer, u), Winner::A) << u;
       declines.insert(u);
+      const std::string h = hedged_reply(t, salt);
+      EXPECT_EQ(h.rfind(t.answer + ", or maybe ", 0), 0u) << h;
+      EXPECT_FALSE(grade(t, h).correct) << h;
+      if (numeric(t.family)) EXPECT_EQ(grade(t, h).credit, 0.0) << h;
+      EXPECT_EQ(prefer(t, t.answer, h), Winner::A) << h;
     }
   }
   EXPECT_GE(declines.size(), 3u);
