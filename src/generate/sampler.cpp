@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "core/rng.h"
+#include "kernels/cpu/vexp.h"
 
 namespace xwin {
 
@@ -60,27 +61,6 @@ void sort_candidates(const float* prob, const int32_t* ids, int m, int32_t* out,
   std::copy_n(i0, m, out);
 }
 
-// exp(x) for x <= 0 in a form the compiler vectorises (libm's expf is a call per element):
-// x = k ln 2 + r with |r| <= ln 2 / 2, Cephes' degree-6 polynomial for e^r (relative error
-// about 1e-7), times 2^k built in the exponent bits. Below -87 (e^x < 2^-125) it returns
-// 2^-126-ish values that sum to nothing next to the largest term, which is 1.
-inline float exp_nonpositive(float x) {
-  x = std::max(x, -87.0f);
-  const float k = std::floor(x * 1.44269504088896341f + 0.5f);
-  const float r = x - k * 0.693359375f + k * 2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  const uint32_t scale = (uint32_t)((int32_t)k + 127) << 23;
-  float two_k;
-  std::memcpy(&two_k, &scale, sizeof two_k);
-  return p * two_k;
-}
-
 }  // namespace
 
 Draw Sampler::draw(const float* logits, int V, uint64_t sample_id, int position) {
@@ -88,13 +68,14 @@ Draw Sampler::draw(const float* logits, int V, uint64_t sample_id, int position)
   int arg = 0;
   for (int v = 1; v < V; v++)
     if (logits[v] > mx) mx = logits[v], arg = v;
-  // exp(logit - max) in float (a vectorised polynomial), summed in double: the log-partition for
-  // the log-prob, and at temperature 1 also the unnormalised probabilities and their total.
+  // exp(logit - max) in float (the kernels' vectorised polynomial), summed in double: the
+  // log-partition for the log-prob, and at temperature 1 also the unnormalised probabilities and
+  // their total.
   prob_.resize(V);
   float* e = prob_.data();
   auto exps = [&](float scale) {
 #pragma omp simd
-    for (int v = 0; v < V; v++) e[v] = exp_nonpositive((logits[v] - mx) * scale);
+    for (int v = 0; v < V; v++) e[v] = cpu::exp_nonpos((logits[v] - mx) * scale);
     double sum = 0;
     for (int v = 0; v < V; v++) sum += e[v];
     return sum;
