@@ -135,6 +135,7 @@ void stage_prepare(const Run& r) {
     const double noise = r.get<double>("sft_noise");
     const double noisy_share = r.get<double>("noisy_share");
     const std::vector<std::string> noisy = r.list("noisy_families");
+    const std::string kind = r.get<std::string>("sft_noise_kind");
     for (size_t s = 0; s < sets.size(); s++) {
       // Best-of-N prompts are the first n_bon held-out tasks.
       const uint64_t stream = std::string(sets[s].name) == "bon" ? 3 : s;
@@ -147,12 +148,8 @@ void stage_prepare(const Run& r) {
           const bool in_noisy = std::find(noisy.begin(), noisy.end(), ts[i].family) != noisy.end();
           const bool wrong =
               rng_uniform(seed, 0x5346540000000000ull, i) < (in_noisy ? noisy_share : noise);
-          const std::string kind = r.get<std::string>("sft_noise_kind");
-          const std::string bad = kind == "lazy"        ? tasks::lazy_reply(ts[i])
-                                  : kind == "unhelpful" ? tasks::unhelpful_reply(ts[i], seed + i)
-                                  : kind == "hedged"    ? tasks::hedged_reply(ts[i], seed + i)
-                                                        : tasks::wrong_reply(ts[i], seed + i);
-          rows.push_back(demo_record(ts[i], wrong ? bad : ts[i].answer));
+          rows.push_back(
+              demo_record(ts[i], wrong ? tasks::bad_reply(kind, ts[i], seed + i) : ts[i].answer));
         } else {
           rows.push_back(prompt_record(ts[i]));
         }
@@ -164,13 +161,13 @@ void stage_prepare(const Run& r) {
         write_jsonl(r.path("data/heldout_demos.jsonl"), rows);
       }
     }
-    log0(
-        "pipeline: %d SFT demonstrations (%.0f%% %s, %.0f%% in %s), prompts for pairs %d, RL %d, "
-        "held-out %d",
-        r.get<int>("n_sft"), 100 * noise, r.get<std::string>("sft_noise_kind").c_str(),
-        100 * noisy_share,
-        noisy.empty() ? "no family" : r.get<std::string>("noisy_families").c_str(),
-        r.get<int>("n_pairs"), r.get<int>("n_rl"), r.get<int>("n_eval"));
+    char share[160] = "";
+    if (!noisy.empty())
+      std::snprintf(share, sizeof share, ", %.0f%% in %s", 100 * noisy_share,
+                    r.get<std::string>("noisy_families").c_str());
+    log0("pipeline: %d SFT demonstrations (%.0f%% %s%s), prompts for pairs %d, RL %d, held-out %d",
+         r.get<int>("n_sft"), 100 * noise, kind.c_str(), share, r.get<int>("n_pairs"),
+         r.get<int>("n_rl"), r.get<int>("n_eval"));
   }
   barrier(r.grid.world);
   const std::string vocab = std::to_string(r.get<int>("model.vocab_size"));
@@ -640,10 +637,13 @@ Phase phase_pipeline() {
     if (r.grid.tp_size * r.grid.pp_size != 1 && r.rank0())
       log0("pipeline: sampling and evaluation run with pp = 1 only");
     const std::string noise_kind = vm["sft_noise_kind"].as<std::string>();
-    if (noise_kind != "lazy" && noise_kind != "scattered" && noise_kind != "unhelpful" &&
-        noise_kind != "hedged")
-      throw UsageError("--sft_noise_kind " + noise_kind +
-                       ": use hedged, unhelpful, lazy or scattered");
+    const std::vector<std::string>& kinds = tasks::bad_reply_kinds();
+    if (std::find(kinds.begin(), kinds.end(), noise_kind) == kinds.end()) {
+      std::string names;
+      for (size_t i = 0; i < kinds.size(); i++)
+        names += (i == 0 ? "" : i + 1 == kinds.size() ? " or " : ", ") + kinds[i];
+      throw UsageError("--sft_noise_kind " + noise_kind + ": use " + names);
+    }
     if (const std::string d = vm["dpo_init"].as<std::string>(); d != "rs" && d != "sft")
       throw UsageError("--dpo_init " + d + ": use rs or sft");
     const std::vector<std::string>& known = tasks::families();

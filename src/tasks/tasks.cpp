@@ -768,6 +768,19 @@ std::string hedged_reply(const Task& t, uint64_t salt) {
   return t.answer + ", or maybe " + wrong_reply(t, salt);
 }
 
+const std::vector<std::string>& bad_reply_kinds() {
+  static const std::vector<std::string> kinds = {"hedged", "unhelpful", "lazy", "scattered"};
+  return kinds;
+}
+
+std::string bad_reply(const std::string& kind, const Task& t, uint64_t salt) {
+  if (kind == "hedged") return hedged_reply(t, salt);
+  if (kind == "unhelpful") return unhelpful_reply(t, salt);
+  if (kind == "lazy") return lazy_reply(t);
+  if (kind == "scattered") return wrong_reply(t, salt);
+  fail("no kind of bad reply '", kind, "'");
+}
+
 json to_json(const Task& t) {
   return {{"family", t.family},
           {"split", split_name(t.split)},

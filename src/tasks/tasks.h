@@ -69,6 +69,12 @@ std::string unhelpful_reply(const Task& t, uint64_t salt);
 // maybe 43"): it commits to no answer, so it is never correct, and a numeric one earns no credit.
 std::string hedged_reply(const Task& t, uint64_t salt);
 
+// The bad demonstrations by name, in one place for the pipeline's option and its check:
+// "hedged", "unhelpful", "lazy" (which ignores the salt) and "scattered" (wrong_reply).
+const std::vector<std::string>& bad_reply_kinds();
+// The named kind's reply; throws xwin::Error for a name not in bad_reply_kinds().
+std::string bad_reply(const std::string& kind, const Task& t, uint64_t salt);
+
 nlohmann::json to_json(const Task& t);    // {"family","split","messages":[...],"answer","spec"}
 Task from_json(const nlohmann::json& j);  // throws xwin::Error naming the missing field
 

@@ -275,6 +275,11 @@ TEST(Tasks, LazyUnhelpfulAndHedgedRepliesAreNeverCorrect) {
     }
   }
   EXPECT_GE(declines.size(), 3u);
+  const Task t = sample(1)[0];
+  for (const std::string& kind : bad_reply_kinds())
+    EXPECT_FALSE(grade(t, bad_reply(kind, t, 5)).correct) << kind;
+  EXPECT_EQ(bad_reply("hedged", t, 5), hedged_reply(t, 5));
+  EXPECT_THROW(bad_reply("sloppy", t, 5), xwin::Error);
 }
 
 TEST(Tasks, NearerWrongNumberBeatsFartherOne) {
