@@ -1,5 +1,6 @@
 #include "align/trainer.h"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -46,7 +47,8 @@ nlohmann::json TrainConfig::to_json() const {
           {"eps", eps},
           {"grad_clip", grad_clip},
           {"seed", seed},
-          {"shuffle", shuffle}};
+          {"shuffle", shuffle},
+          {"zero1", zero1}};
 }
 
 double lr_at(const TrainConfig& tc, int64_t s) {
@@ -57,13 +59,17 @@ double lr_at(const TrainConfig& tc, int64_t s) {
 }
 
 Trainer::Trainer(Llama& model, const TrainConfig& tc, const std::string& out_dir, const Grid& grid)
-    : m(model.layout.total, 0.f),
-      v(model.layout.total, 0.f),
-      model_(model),
-      tc_(tc),
-      out_dir_(out_dir),
-      grid_(grid) {
+    : model_(model), tc_(tc), out_dir_(out_dir), grid_(grid) {
   tc_.validate();
+  const size_t total = model.layout.total;
+  shard = tc_.zero1 ? slice_of(total, grid_.dp_rank, grid_.dp_size) : Slice{0, total};
+  m.assign(shard.size(), 0.f);
+  v.assign(shard.size(), 0.f);
+  if (tc_.zero1 && grid_.dp_size > 1)
+    log0(
+        "ZeRO-1: AdamW moments of %zu of %zu parameters on data-parallel rank 0 (%.1f of %.1f MiB)",
+        shard.size(), total, 8.0 * (double)shard.size() / 1048576.0,
+        8.0 * (double)total / 1048576.0);
   require(tc_.batch_size % (tc_.micro_batch_size * grid_.dp_size) == 0,
           "train.batch_size = ", tc_.batch_size,
           " must be a multiple of train.micro_batch_size x data-parallel ranks = ",
@@ -152,17 +158,50 @@ void Trainer::clip_and_update(StepStats& st, int64_t s) {
   if (tc_.grad_clip > 0 && st.grad_norm > tc_.grad_clip)
     cpu::scale_inplace(g, (float)(tc_.grad_clip / (st.grad_norm + 1e-6)), model_.layout.total);
   st.lr = lr_at(tc_, s);
+  // Each tensor's part inside this rank's slice (all of it without ZeRO-1): AdamW is
+  // element-wise, so the slices together take exactly the unsharded update.
   for (const auto& t : model_.layout.tensors) {
+    const size_t lo = std::max(shard.lo, t.offset), hi = std::min(shard.hi, t.offset + t.numel);
+    if (lo >= hi) continue;
     cpu::AdamWHyper h{(float)st.lr, (float)tc_.beta1, (float)tc_.beta2, (float)tc_.eps,
                       t.decay ? (float)tc_.weight_decay : 0.f};
-    cpu::adamw_update(model_.params.data() + t.offset, g + t.offset, m.data() + t.offset,
-                      v.data() + t.offset, t.numel, h, s + 1);
+    cpu::adamw_update(model_.params.data() + lo, g + lo, m.data() + (lo - shard.lo),
+                      v.data() + (lo - shard.lo), hi - lo, h, s + 1);
   }
+  if (sharded()) allgather_slices(model_.params.data(), model_.layout.total, grid_.dp);
+}
+
+std::pair<const float*, const float*> Trainer::whole_moments(std::vector<float>& full_m,
+                                                             std::vector<float>& full_v) const {
+  if (!sharded()) return {m.data(), v.data()};
+  if (grid_.dp_rank == 0) {
+    full_m.resize(model_.layout.total);
+    full_v.resize(model_.layout.total);
+  }
+  gather_slices(m.data(), full_m.data(), model_.layout.total, grid_.dp);
+  gather_slices(v.data(), full_v.data(), model_.layout.total, grid_.dp);
+  return {full_m.data(), full_v.data()};
+}
+
+void Trainer::save(const RunCheckpoints* ckpts, const std::string& dir, int keep_last) {
+  std::vector<float> full_m, full_v;
+  const auto [mm, vv] = whole_moments(full_m, full_v);
+  if (ckpts)
+    ckpts->save(model_, mm, vv, state, keep_last, grid_);
+  else
+    save_checkpoint(dir, model_, mm, vv, state, grid_);
 }
 
 void Trainer::resume(const std::string& from) {
   const nlohmann::json want = state.run_config;
-  state = load_checkpoint(from, model_, m.data(), v.data());
+  if (sharded()) {  // every rank reads the whole moments and keeps its slice
+    std::vector<float> full_m(model_.layout.total), full_v(model_.layout.total);
+    state = load_checkpoint(from, model_, full_m.data(), full_v.data());
+    std::copy(full_m.begin() + shard.lo, full_m.begin() + shard.hi, m.begin());
+    std::copy(full_v.begin() + shard.lo, full_v.begin() + shard.hi, v.begin());
+  } else {
+    state = load_checkpoint(from, model_, m.data(), v.data());
+  }
   for (const char* key : {"batch_size", "seq_len", "seed", "shuffle"})
     if (state.run_config.contains(key) && state.run_config[key] != want[key])
       log0(
@@ -258,7 +297,7 @@ void Trainer::fit(Objective& obj, const CheckpointOptions& ckpt) {
     }
     const bool preempt = allreduce_max(preemption_requested() ? 1 : 0, grid_.world) != 0;
     if (preempt || (ckpt.save_every > 0 && (s + 1) % ckpt.save_every == 0)) {
-      ckpts.save(model_, m.data(), v.data(), state, ckpt.keep_last, grid_);
+      save(&ckpts, "", ckpt.keep_last);
       log0("saved %s", ckpts.step_dir(state.step).c_str());
     }
     if (preempt) {
@@ -270,7 +309,7 @@ void Trainer::fit(Objective& obj, const CheckpointOptions& ckpt) {
     }
   }
   const std::string final_dir = (std::filesystem::path(out_dir_) / "final").string();
-  save_checkpoint(final_dir, model_, m.data(), v.data(), state, grid_);
+  save(nullptr, final_dir, 0);
   log0("saved %s (step %lld)", final_dir.c_str(), (long long)state.step);
 }
 

@@ -7,6 +7,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "io/checkpoint.h"
@@ -26,6 +27,9 @@ struct TrainConfig {
   uint64_t seed = 1234;
   bool shuffle = true;
   int log_every = 1;
+  // ZeRO-1: AdamW's moments are split across the data-parallel ranks; each rank updates its
+  // slice of the parameters and the slices are all-gathered. Same result, bit for bit.
+  bool zero1 = false;
 
   void validate() const;
   nlohmann::json to_json() const;
@@ -76,7 +80,10 @@ class Trainer {
   StepStats step(Objective& obj, int64_t step_index);
 
   TrainState state;
+  // AdamW moments of this rank's slice of the parameters: all of them, or under ZeRO-1 the
+  // range `shard` of the flat parameter buffer.
   std::vector<float> m, v;
+  Slice shard;
   // Held-out evaluation every eval_every steps (and after the last): its JSON result goes to
   // the log and to metrics.jsonl as {"step": s, "eval": {...}}. Called on every rank.
   std::function<nlohmann::json()> evaluate;
@@ -90,6 +97,12 @@ class Trainer {
   void clip_and_update(StepStats& s, int64_t step_index);
   void resume(const std::string& from);
   void truncate_metrics() const;
+  bool sharded() const { return shard.size() != model_.layout.total; }
+  // The whole moments for a checkpoint: m and v themselves, or under ZeRO-1 gathered into
+  // full_m/full_v on data-parallel rank 0 (the rank that writes; null elsewhere).
+  std::pair<const float*, const float*> whole_moments(std::vector<float>& full_m,
+                                                      std::vector<float>& full_v) const;
+  void save(const RunCheckpoints* ckpts, const std::string& dir, int keep_last);
 };
 
 }  // namespace xwin

@@ -143,7 +143,11 @@ static void add_group(po::options_description& d, Group g) {
         "train.seed", po::value<uint64_t>()->default_value(t.seed), "seed of the data order")(
         "train.shuffle", po::value<bool>()->default_value(true, "true"),
         "visit records in a fresh seeded permutation each epoch (false: file order)")(
-        "train.log_every", po::value<int>()->default_value(1), "log a line every N steps");
+        "train.log_every", po::value<int>()->default_value(1), "log a line every N steps")(
+        "train.zero1", po::value<bool>()->default_value(false, "false"),
+        "ZeRO-1: split AdamW's moments across the data-parallel ranks (each holds 1/dp of "
+        "them, updates its slice of the weights and all-gathers the rest); same result, "
+        "checkpoints unchanged");
     d.add(m);
   }
 }
@@ -364,6 +368,7 @@ TrainConfig train_config(const po::variables_map& vm) {
   t.seed = vm["train.seed"].as<uint64_t>();
   t.shuffle = vm["train.shuffle"].as<bool>();
   t.log_every = vm["train.log_every"].as<int>();
+  t.zero1 = vm["train.zero1"].as<bool>();
   try {
     t.validate();
   } catch (const std::exception& e) {

@@ -139,6 +139,71 @@ void allgather(const float* x, float* out, size_t n, MPI_Comm comm) {
   MPI_Allgather(x, (int)n, MPI_FLOAT, out, (int)n, MPI_FLOAT, comm);
 }
 
+Slice slice_of(size_t n, int rank, int size) {
+  const size_t units = n / kSliceUnit, per = (units + (size_t)size - 1) / (size_t)size;
+  Slice s;
+  s.lo = std::min(units, per * (size_t)rank) * kSliceUnit;
+  s.hi = rank == size - 1 ? n : std::min(units, per * (size_t)(rank + 1)) * kSliceUnit;
+  return s;
+}
+
+namespace {
+
+// Counts and displacements of every rank's whole units, in units of kSliceUnit floats; the
+// remainder n % kSliceUnit (the last rank's) is moved separately.
+struct SliceCounts {
+  std::vector<int> counts, displs;
+  MPI_Datatype unit = MPI_DATATYPE_NULL;
+  size_t tail_lo = 0;
+  SliceCounts(size_t n, int size) : counts(size), displs(size) {
+    const size_t units = n / kSliceUnit;
+    require(units <= (size_t)INT_MAX, "internal: ", n, " floats exceed the ZeRO partition's ",
+            "int counts");
+    for (int r = 0; r < size; r++) {
+      const Slice s = slice_of(units * kSliceUnit, r, size);
+      counts[r] = (int)(s.size() / kSliceUnit);
+      displs[r] = (int)(s.lo / kSliceUnit);
+    }
+    tail_lo = units * kSliceUnit;
+    MPI_Type_contiguous((int)kSliceUnit, MPI_FLOAT, &unit);
+    MPI_Type_commit(&unit);
+  }
+  ~SliceCounts() { MPI_Type_free(&unit); }
+};
+
+}  // namespace
+
+void allgather_slices(float* x, size_t n, MPI_Comm comm) {
+  if (trivial(comm)) return;
+  CommTimer t;
+  int size = 1;
+  MPI_Comm_size(comm, &size);
+  SliceCounts c(n, size);
+  MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, x, c.counts.data(), c.displs.data(), c.unit,
+                 comm);
+  if (n > c.tail_lo) MPI_Bcast(x + c.tail_lo, (int)(n - c.tail_lo), MPI_FLOAT, size - 1, comm);
+}
+
+void gather_slices(const float* mine, float* full, size_t n, MPI_Comm comm) {
+  int size = 1, rank = 0;
+  if (!trivial(comm)) MPI_Comm_size(comm, &size), MPI_Comm_rank(comm, &rank);
+  const Slice s = slice_of(n, rank, size);
+  if (size == 1) {
+    std::copy_n(mine, n, full);
+    return;
+  }
+  CommTimer t;
+  SliceCounts c(n, size);
+  const int whole = c.counts[rank];
+  MPI_Gatherv(mine, whole, c.unit, full, c.counts.data(), c.displs.data(), c.unit, 0, comm);
+  const int tail = (int)(n - c.tail_lo);
+  if (tail == 0) return;
+  if (rank == size - 1)
+    MPI_Send(mine + (c.tail_lo - s.lo), tail, MPI_FLOAT, 0, 0, comm);
+  else if (rank == 0)
+    MPI_Recv(full + c.tail_lo, tail, MPI_FLOAT, size - 1, 0, comm, MPI_STATUS_IGNORE);
+}
+
 void barrier(MPI_Comm comm) {
   if (comm == MPI_COMM_NULL) return;
   CommTimer t;

@@ -50,6 +50,21 @@ int allreduce_max(int x, MPI_Comm comm);
 void allgather(const float* x, float* out, size_t n, MPI_Comm comm);
 void barrier(MPI_Comm comm);
 
+// A flat buffer of n floats split into one contiguous slice per rank of comm, in rank order
+// (ZeRO-1's partition of the optimizer state). Slice boundaries are multiples of kSliceUnit
+// floats, so counts fit MPI's int up to 2^37 floats; the last rank also owns the remainder.
+constexpr size_t kSliceUnit = 64;
+struct Slice {
+  size_t lo = 0, hi = 0;  // [lo, hi) of the buffer
+  size_t size() const { return hi - lo; }
+};
+Slice slice_of(size_t n, int rank, int size);
+// In place: every rank's slice of x[0 .. n) is copied to every other rank.
+void allgather_slices(float* x, size_t n, MPI_Comm comm);
+// Rank 0 of comm receives every slice into full[0 .. n); `mine` is this rank's slice
+// (slice_of(n, rank, size).size() floats). full is only read on rank 0 and may be null elsewhere.
+void gather_slices(const float* mine, float* full, size_t n, MPI_Comm comm);
+
 // Point-to-point between neighbouring pipeline stages (ranks of comm); a null buffer or a peer
 // of -1 skips that half. Both halves complete before return. Between two ranks messages flow
 // one way per direction (activations forward, gradients backward), so no tags are needed.
