@@ -48,7 +48,8 @@ nlohmann::json TrainConfig::to_json() const {
           {"grad_clip", grad_clip},
           {"seed", seed},
           {"shuffle", shuffle},
-          {"zero1", zero1}};
+          {"zero1", zero1},
+          {"overlap_grad_reduce", overlap_grad_reduce}};
 }
 
 double lr_at(const TrainConfig& tc, int64_t s) {
@@ -59,7 +60,7 @@ double lr_at(const TrainConfig& tc, int64_t s) {
 }
 
 Trainer::Trainer(Llama& model, const TrainConfig& tc, const std::string& out_dir, const Grid& grid)
-    : model_(model), tc_(tc), out_dir_(out_dir), grid_(grid) {
+    : model_(model), tc_(tc), out_dir_(out_dir), grid_(grid), dp_(make_mpi_collectives(grid.dp)) {
   tc_.validate();
   const size_t total = model.layout.total;
   shard = tc_.zero1 ? slice_of(total, grid_.dp_rank, grid_.dp_size) : Slice{0, total};
@@ -117,17 +118,20 @@ StepStats Trainer::step(Objective& obj, int64_t s) {
   };
   // Data-parallel gradient sum in buckets (the head, each layer, the embedding), started as
   // the last micro-batch's backward completes them.
-  AsyncAllreduce dp_sum(grid_.dp);
+  const bool overlap = tc_.overlap_grad_reduce && grid_.dp_size > 1;
   stage.backward = [&](int i, const float* dy) {
-    if (i + 1 == n_local && grid_.dp_size > 1)
+    if (i + 1 == n_local && overlap)
       model_.on_grads_ready = [&](size_t off, size_t n) {
-        dp_sum.start(model_.grads.data() + off, n);
+        dp_->start_allreduce_sum(model_.grads.data() + off, n);
       };
     return model_.backward_stage(tokens[i].data(), dy, i % slots);
   };
   pipeline_1f1b(grid_.pp, n_local, stage);
   model_.on_grads_ready = nullptr;
-  dp_sum.wait();
+  if (overlap)
+    dp_->wait();
+  else
+    dp_->allreduce_sum(model_.grads.data(), model_.layout.total);
   model_.allreduce_shared_grads();
   // One copy of each replica's loss and token count: the last stage's first TP rank.
   const bool counts = grid_.last_stage() && grid_.tp_rank == 0;

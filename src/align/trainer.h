@@ -12,6 +12,7 @@
 
 #include "io/checkpoint.h"
 #include "model/llama.h"
+#include "parallel/collectives.h"
 #include "parallel/grid.h"
 
 namespace xwin {
@@ -30,6 +31,9 @@ struct TrainConfig {
   // ZeRO-1: AdamW's moments are split across the data-parallel ranks; each rank updates its
   // slice of the parameters and the slices are all-gathered. Same result, bit for bit.
   bool zero1 = false;
+  // Start each gradient bucket's data-parallel sum as soon as the backward pass completes it
+  // (false: one blocking sum after the backward pass; for measuring the overlap).
+  bool overlap_grad_reduce = true;
 
   void validate() const;
   nlohmann::json to_json() const;
@@ -94,6 +98,7 @@ class Trainer {
   TrainConfig tc_;
   std::string out_dir_;
   Grid grid_;
+  std::unique_ptr<Collectives> dp_;  // the data-parallel group's collectives
   void clip_and_update(StepStats& s, int64_t step_index);
   void resume(const std::string& from);
   void truncate_metrics() const;

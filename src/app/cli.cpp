@@ -147,7 +147,10 @@ static void add_group(po::options_description& d, Group g) {
         "train.zero1", po::value<bool>()->default_value(false, "false"),
         "ZeRO-1: split AdamW's moments across the data-parallel ranks (each holds 1/dp of "
         "them, updates its slice of the weights and all-gathers the rest); same result, "
-        "checkpoints unchanged");
+        "checkpoints unchanged")(
+        "train.overlap_reduce", po::value<bool>()->default_value(true, "true"),
+        "sum each gradient bucket across data-parallel ranks as soon as the backward pass "
+        "completes it, overlapping the rest of the backward (false: one sum afterwards)");
     d.add(m);
   }
 }
@@ -369,6 +372,7 @@ TrainConfig train_config(const po::variables_map& vm) {
   t.shuffle = vm["train.shuffle"].as<bool>();
   t.log_every = vm["train.log_every"].as<int>();
   t.zero1 = vm["train.zero1"].as<bool>();
+  t.overlap_grad_reduce = vm["train.overlap_reduce"].as<bool>();
   try {
     t.validate();
   } catch (const std::exception& e) {

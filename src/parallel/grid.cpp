@@ -139,6 +139,25 @@ void allgather(const float* x, float* out, size_t n, MPI_Comm comm) {
   MPI_Allgather(x, (int)n, MPI_FLOAT, out, (int)n, MPI_FLOAT, comm);
 }
 
+void reduce_scatter_sum(const float* x, float* out, size_t n, MPI_Comm comm) {
+  if (trivial(comm)) {
+    std::copy_n(x, n, out);
+    return;
+  }
+  require(n <= (size_t)INT_MAX, "internal: reduce-scatter of ", n, " floats per rank exceeds ",
+          "MPI's int count");
+  CommTimer t;
+  MPI_Reduce_scatter_block(x, out, (int)n, MPI_FLOAT, MPI_SUM, comm);
+}
+
+void broadcast(float* x, size_t n, int root, MPI_Comm comm) {
+  if (trivial(comm)) return;
+  CommTimer t;
+  const size_t chunk = (size_t)INT_MAX / 2;
+  for (size_t off = 0; off < n; off += chunk)
+    MPI_Bcast(x + off, (int)std::min(chunk, n - off), MPI_FLOAT, root, comm);
+}
+
 Slice slice_of(size_t n, int rank, int size) {
   const size_t units = n / kSliceUnit, per = (units + (size_t)size - 1) / (size_t)size;
   Slice s;

@@ -48,6 +48,10 @@ int64_t allreduce_sum(int64_t x, MPI_Comm comm);
 int allreduce_max(int x, MPI_Comm comm);
 // out[r * n .. (r+1) * n) = rank r's x[0 .. n) for every rank r of comm.
 void allgather(const float* x, float* out, size_t n, MPI_Comm comm);
+// out[0 .. n) = the sum over the ranks of comm of x[rank * n .. (rank+1) * n).
+void reduce_scatter_sum(const float* x, float* out, size_t n, MPI_Comm comm);
+// x[0 .. n) of rank `root` to every rank of comm.
+void broadcast(float* x, size_t n, int root, MPI_Comm comm);
 void barrier(MPI_Comm comm);
 
 // A flat buffer of n floats split into one contiguous slice per rank of comm, in rank order
