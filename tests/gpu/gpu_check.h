@@ -18,8 +18,6 @@ namespace xwin::test {
 constexpr double kTolF32 = 1e-5;   // fp32 kernels against the fp32 CPU kernels
 constexpr double kTolBf16 = 1e-2;  // bf16 kernels against the CPU kernels on bf16-rounded inputs
 
-#define GPU_OK(call) ASSERT_EQ((call), cudaSuccess) << #call << ": " << cudaGetErrorString(call)
-
 // Host-side float <-> bf16 bits, round to nearest even (the rounding of __float2bfloat16).
 inline uint16_t bf16_bits(float f) {
   uint32_t u;

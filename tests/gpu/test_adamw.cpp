@@ -90,7 +90,7 @@ TEST(GpuClip, SumSquaresScaleAdd) {
   cudaDeviceSynchronize();
   cudaMemcpy(&got, out.get(), sizeof got, cudaMemcpyDeviceToHost);
   std::printf("  sum_squares gpu %.17g cpu %.17g\n", got, want);
-  EXPECT_LE(std::abs(got - want), 1e-12 * want);
+  EXPECT_LE(std::abs(got - want), 1e-10 * want);  // both in double, in another order
   cuda::scale_inplace(dx, 0.37f, n);
   cpu::scale_inplace(x.data(), 0.37f, n);
   expect_near_cpu(dx.floats(), x, kTolF32, "scale_inplace");

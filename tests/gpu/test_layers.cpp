@@ -3,7 +3,6 @@
 // deliberately awkward: C not a multiple of 32 or of the block size, repeated tokens.
 #include <cuda_runtime.h>
 
-#include <numeric>
 #include <random>
 
 #include "gpu_check.h"
