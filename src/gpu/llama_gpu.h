@@ -93,7 +93,8 @@ class GpuLlama {
   GpuStepStats train_step(const int32_t* tokens, const int32_t* targets, const float* mask, int B,
                           int T, const TrainConfig& tc, int64_t step);
 
-  // Full logits [B*T, vocab] (fp32, host) of the last forward; for small models and tests.
+  // Full logits [B*T, vocab] (fp32, host) of the last forward, through a temporary device
+  // buffer of that size (the one allocation outside the constructor): small models and tests.
   void logits(float* out);
 
   // Samples cudaMemGetInfo (updating the peak) and returns the memory figures.
