@@ -4,9 +4,13 @@
 parallelism (and pipeline parallelism, for the record), one thread per rank. Per step it reads
 metrics.jsonl: wall time and the seconds rank 0 spent in communication (collectives and
 point-to-point waits, so pipeline bubbles count as communication); compute is the rest.
+A layout may carry a variant: `2-1-1:nooverlap` sums the data-parallel gradients in one blocking
+call after the backward pass (--train.overlap_reduce false) instead of per-layer buckets started
+during it, so the pair 2-1-1 / 2-1-1:nooverlap measures what the overlap hides; `2-1-1:zero1`
+runs ZeRO-1 (--train.zero1 true: moments split, weights all-gathered after the update).
 
   scaling.py --xwin build/xwin [--work DIR] [--csv FILE] [--steps 4] [--threads 1]
-             [--layouts 1-1-1,2-1-1,1-2-1,1-1-2]
+             [--layouts 1-1-1,2-1-1,2-1-1:nooverlap,2-1-1:zero1,1-2-1,1-1-2]
 
 Writes one CSV row per layout (the mean over the steps after the first) and prints a table.
 Exit status 0 unless a run fails.
@@ -23,13 +27,21 @@ MEDIUM = dict(vocab_size=8192, d_model=512, n_layers=8, n_heads=8, n_kv_heads=8,
 SEQ, BATCH, MICRO = 512, 4, 2
 
 
-def run(a, layout, env):
-    dp, tp, pp = layout
-    out = os.path.join(a.work, f"run-{dp}-{tp}-{pp}")
+VARIANTS = {"": [], "nooverlap": ["--train.overlap_reduce", "false"],
+            "zero1": ["--train.zero1", "true"]}
+
+
+def run(a, spec, env):
+    lay, _, variant = spec.partition(":")
+    if variant not in VARIANTS:
+        sys.exit(f"unknown layout variant {variant!r} in {spec!r} (known: nooverlap, zero1)")
+    dp, tp, pp = (int(x) for x in lay.split("-"))
+    out = os.path.join(a.work, f"run-{dp}-{tp}-{pp}" + (f"-{variant}" if variant else ""))
     cmd = [a.xwin, "sft", "--data", os.path.join(a.work, "data.h5"), "--out", out,
            "--resume", "none", "--train.steps", str(a.steps), "--train.batch_size", str(BATCH),
            "--train.micro_batch_size", str(MICRO), "--train.seq_len", str(SEQ),
            "--parallel.dp", str(dp), "--parallel.tp", str(tp), "--parallel.pp", str(pp)]
+    cmd += VARIANTS[variant]
     for k, v in MEDIUM.items():
         cmd += [f"--model.{k}", str(v)]
     n = dp * tp * pp
@@ -41,7 +53,7 @@ def run(a, layout, env):
     sec = sum(s["seconds"] for s in steps) / len(steps)
     comm = sum(s["comm_seconds"] for s in steps) / len(steps)
     tokens = steps[0]["tokens"]
-    return dict(layout=f"{dp}-{tp}-{pp}", ranks=n, dp=dp, tp=tp, pp=pp, threads=a.threads,
+    return dict(layout=spec, ranks=n, dp=dp, tp=tp, pp=pp, threads=a.threads,
                 step_s=round(sec, 4), tokens_per_s=round(tokens / sec, 1),
                 compute_s=round(sec - comm, 4), comm_s=round(comm, 4),
                 comm_share=round(comm / sec, 4))
@@ -54,7 +66,7 @@ def main():
     p.add_argument("--csv", default="scaling.csv")
     p.add_argument("--steps", type=int, default=4)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--layouts", default="1-1-1,2-1-1,1-2-1,1-1-2")
+    p.add_argument("--layouts", default="1-1-1,2-1-1,2-1-1:nooverlap,2-1-1:zero1,1-2-1,1-1-2")
     a = p.parse_args()
     os.makedirs(a.work, exist_ok=True)
     env = dict(os.environ, OMP_NUM_THREADS=str(a.threads), OPENBLAS_NUM_THREADS=str(a.threads),
@@ -64,9 +76,9 @@ def main():
                     "--records", "256"], check=True, env=env, stdout=subprocess.DEVNULL)
     rows = []
     for lay in a.layouts.split(","):
-        rows.append(run(a, tuple(int(x) for x in lay.split("-")), env))
+        rows.append(run(a, lay, env))
         r = rows[-1]
-        print(f"{r['layout']:>6} ({r['ranks']} rank{'s' if r['ranks'] > 1 else ''}): "
+        print(f"{r['layout']:>15} ({r['ranks']} rank{'s' if r['ranks'] > 1 else ''}): "
               f"{r['tokens_per_s']:8.1f} tok/s  step {r['step_s']:.3f}s  compute "
               f"{r['compute_s']:.3f}s  comm {r['comm_s']:.3f}s ({100 * r['comm_share']:.1f}%)",
               flush=True)

@@ -78,6 +78,11 @@ Trainer::Trainer(Llama& model, const TrainConfig& tc, const std::string& out_dir
   require(model.grid.tp_size == grid_.tp_size && model.grid.pp_size == grid_.pp_size,
           "internal: the model was built for tp=", model.grid.tp_size, " pp=", model.grid.pp_size,
           " but the trainer runs tp=", grid_.tp_size, " pp=", grid_.pp_size);
+  if (tc_.warmup_steps >= tc_.steps && tc_.steps > 1)
+    log0(
+        "warning: train.warmup_steps = %lld is not below train.steps = %lld: the learning rate "
+        "rises for the whole run and peaks at %.3g instead of train.lr = %.3g",
+        (long long)tc_.warmup_steps, (long long)tc_.steps, lr_at(tc_, tc_.steps - 1), tc_.lr);
   state.run_config = tc_.to_json();
   state.rng_seed = tc_.seed;
 }

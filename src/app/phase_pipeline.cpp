@@ -78,8 +78,54 @@ struct Run {
   std::vector<std::string> list(const char* key) const { return words(vm[key].as<std::string>()); }
 };
 
-// Runs `xwin ARGS... --config DECK` in this process, on every rank.
+// An option's value as the command line would spell it.
+std::string spelled(const po::variable_value& v) {
+  const boost::any& a = v.value();
+  std::ostringstream s;
+  s.precision(17);
+  if (const auto* x = boost::any_cast<std::string>(&a)) return *x;
+  if (const auto* x = boost::any_cast<bool>(&a)) return *x ? "true" : "false";
+  if (const auto* x = boost::any_cast<int>(&a)) s << *x;
+  if (const auto* x = boost::any_cast<int64_t>(&a)) s << *x;
+  if (const auto* x = boost::any_cast<uint64_t>(&a)) s << *x;
+  if (const auto* x = boost::any_cast<float>(&a)) s << *x;
+  if (const auto* x = boost::any_cast<double>(&a)) s << *x;
+  require(!s.str().empty(), "internal: pipeline cannot pass on an option of this type");
+  return s.str();
+}
+
+// The pipeline's own [model], [train] and [template] settings from the command line (the deck
+// reaches the stages by --config): each stage gets those of the groups it has. A stage's steps
+// and learning rates come from train_args instead.
+std::vector<std::string> overrides(const Run& r, const std::string& phase_name) {
+  const Phase* sub = nullptr;
+  for (const Phase& p : phases())
+    if (p.name == phase_name) sub = &p;
+  require(sub != nullptr, "internal: pipeline runs an unknown phase ", phase_name);
+  const std::vector<std::pair<std::string, Group>> prefixes = {
+      {"model.", Group::Model}, {"train.", Group::Train}, {"template.", Group::Template}};
+  std::vector<std::string> out;
+  for (const auto& [key, value] : r.vm) {
+    if (value.defaulted() || key == "train.steps" || key == "train.lr" || key == "train.min_lr")
+      continue;
+    for (const auto& [prefix, group] : prefixes)
+      if (key.rfind(prefix, 0) == 0 &&
+          std::find(sub->groups.begin(), sub->groups.end(), group) != sub->groups.end())
+        out.insert(out.end(), {"--" + key, spelled(value)});
+  }
+  return out;
+}
+
+// Runs `xwin ARGS... --config DECK` in this process, on every rank, with the pipeline's
+// command-line overrides of the shared groups.
 void phase(const Run& r, std::vector<std::string> args) {
+  const bool two_words =
+      args.size() > 1 && std::any_of(phases().begin(), phases().end(), [&](const Phase& p) {
+        return p.name == args[0] + " " + args[1];
+      });
+  const std::vector<std::string> extra =
+      overrides(r, two_words ? args[0] + " " + args[1] : args[0]);
+  args.insert(args.end(), extra.begin(), extra.end());
   if (!r.deck.empty()) args.insert(args.end(), {"--config", r.deck});
   std::string line = "xwin";
   std::vector<char*> argv = {const_cast<char*>("xwin")};
@@ -201,9 +247,13 @@ void stage_prepare(const Run& r) {
 
 // ---- training stages ------------------------------------------------------------------------
 
+// A stage's steps and learning rate; the cosine ends at train.min_lr, or at the stage's own
+// rate when that is lower (a gentle DPO below the default floor).
 std::vector<std::string> train_args(const Run& r, const std::string& stage) {
-  return {"--train.steps", std::to_string(r.get<int64_t>((stage + "_steps").c_str())), "--train.lr",
-          num(r.get<double>((stage + "_lr").c_str()))};
+  const double lr = r.get<double>((stage + "_lr").c_str());
+  return {"--train.steps",  std::to_string(r.get<int64_t>((stage + "_steps").c_str())),
+          "--train.lr",     num(lr),
+          "--train.min_lr", num(std::min(lr, r.get<double>("train.min_lr")))};
 }
 
 void train(const Run& r, const std::string& phase_name, const std::string& stage,

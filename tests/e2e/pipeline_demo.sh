@@ -11,10 +11,15 @@ rm -rf "$WORK" && mkdir -p "$WORK" && cd "$WORK"
 export OMP_NUM_THREADS=1
 SMALL=(--n_sft 3000 --sft_steps 300 --n_pairs 300 --rm_steps 60 --n_rl 24 --num_samples 16
        --n_eval 80 --n_rm_eval 60 --n_bon 16 --rs_steps 30 --dpo_steps 30 --rs_candidates 4
-       --dpo_rejected_ablation median --max_new_tokens 16)
+       --dpo_rejected_ablation median --max_new_tokens 16 --train.warmup_steps 5)
 "$XWIN" pipeline --config "$SRC/inputs/demo.ini" --run_dir run "${SMALL[@]}" >run1.log 2>&1 ||
   { tail -30 run1.log; exit 1; }
 grep -q "pipeline: finished" run1.log
+# The pipeline's own [train] overrides reach every training stage; the stage's steps stay its own.
+for stage in sft rm rs dpo; do
+  grep -E "pipeline: xwin $stage .*--train.steps [0-9]+ .*--train.warmup_steps 5 " run1.log >/dev/null ||
+    { echo "FAIL: --train.warmup_steps 5 did not reach xwin $stage"; exit 1; }
+done
 for s in prepare sft pairs rm sample rs dpo eval; do test -f run/stages/$s.done; done
 # A rerun skips every finished stage.
 "$XWIN" pipeline --config "$SRC/inputs/demo.ini" --run_dir run "${SMALL[@]}" >run2.log 2>&1
