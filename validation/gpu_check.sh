@@ -6,9 +6,13 @@
 #      overrides, e.g. "80;90");
 #   2. configures a Release build with CUDA for that architecture in build-gpu/ (XWIN_GPU_BUILD);
 #   3. builds only the GPU targets: xwin_gpu_tests, xwin_gpu_engine_tests, xwin_gpu_bench,
-#      xwin_nccl_test and, when the target exists, xwin_gpu_sample_bench (-j$(nproc));
+#      xwin_nccl_test, xwin_gpu_dp_test and, when the target exists, xwin_gpu_sample_bench
+#      (-j$(nproc));
 #   4. ctest -L gpu: the CUDA kernels against kernels/cpu, the GPU engine against the CPU engine
 #      and Trainer (PARITY lines), NCCL against MPI; a skipped test counts as a failure here;
+#      the data-parallel tests (gpu_llama_dp_np*) run in the next step instead;
+#   4b. xwin_gpu_dp_test through mpiexec -n min(2, GPUs): gradient accumulation and data-parallel
+#      GpuLlama over NCCL against a whole-batch run (its PARITY lines, tolerance 1e-5);
 #   5. compute-sanitizer --tool memcheck on xwin_gpu_tests (all kernel tests) and on two engine
 #      tests (fp32 tied, bf16 untied);
 #   6. xwin_gpu_bench: bf16 training of the ~1B model (B 4, T 2048): tokens/s, MFU, memory;
@@ -105,6 +109,7 @@ if [ "$STEP_RC" -eq 0 ]; then
   TARGETS=(xwin_gpu_tests xwin_gpu_engine_tests xwin_gpu_bench)
   HELP=$(cmake --build "$BUILD" --target help 2>/dev/null)
   grep -qw xwin_nccl_test <<<"$HELP" && TARGETS+=(xwin_nccl_test)
+  grep -qw xwin_gpu_dp_test <<<"$HELP" && TARGETS+=(xwin_gpu_dp_test)
   grep -qw xwin_gpu_sample_bench <<<"$HELP" && TARGETS+=(xwin_gpu_sample_bench) && SAMPLE_TARGET=yes
   run_step build 330 cmake --build "$BUILD" -j"$(nproc)" --target "${TARGETS[@]}"
   BUILD_RESULT="$(status_of "$STEP_RC") (${STEP_SECONDS}s: ${TARGETS[*]})"
@@ -118,7 +123,7 @@ BUILT=$([ "$FAILED" -eq 0 ] && echo yes || echo no)
 CTEST="not run"
 P_F32="n/a" P_BF16="n/a" P_TRAIN="n/a" P_TRAIN_F32="n/a"
 if [ "$BUILT" = yes ]; then
-  run_step ctest 150 ctest --test-dir "$BUILD" -L gpu -V --timeout 140
+  run_step ctest 150 ctest --test-dir "$BUILD" -L gpu -E '^gpu_llama_dp_' -V --timeout 140
   rc=$STEP_RC
   LOG=$LOGS/ctest.log
   total=$(grep -Eo 'tests passed, [0-9]+ tests failed out of [0-9]+' "$LOG" | grep -Eo '[0-9]+$')
@@ -140,6 +145,24 @@ if [ "$BUILT" = yes ]; then
   P_TRAIN=$(worst 'train_bf16_')
   P_TRAIN_F32=$(worst 'train_fp32_')
   grep -q 'PARITY' "$LOG" || FAILED=1
+fi
+
+# --- 4b. data parallelism: mpiexec -n min(2, GPUs) ----------------------------------------------
+DP="not run"
+DP_BIN=$BUILD/tests/mpi/xwin_gpu_dp_test
+if [ "$BUILT" = yes ] && [ ! -x "$DP_BIN" ]; then
+  DP="n/a (no xwin_gpu_dp_test: NCCL not found)"
+elif [ "$BUILT" = yes ]; then
+  NP=$((GPU_COUNT < 2 ? GPU_COUNT : 2))
+  MPIEXEC=$(sed -n 's/^MPIEXEC_EXECUTABLE:[A-Z]*=//p' "$BUILD/CMakeCache.txt")
+  run_step dp 90 env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 \
+    OMPI_MCA_rmaps_base_oversubscribe=1 OMP_NUM_THREADS=1 "${MPIEXEC:-mpiexec}" -n "$NP" "$DP_BIN"
+  # Tensors by the norm-relative error (the test's criterion); the element-wise maximum as well.
+  DP=$(grep -Eo 'PARITY (dp|accum)[^ ]* [^ ]+ norm_rel [^ ]+ max_rel [^ ]+' "$LOGS/dp.log" 2>/dev/null |
+    awk '{ if ($5 + 0 > m) m = $5 + 0; if ($7 + 0 > x) x = $7 + 0; n++ }
+         END { if (n) printf "worst %.2e norm-rel, %.2e max-rel (%d checks)", m, x, n; else print "no PARITY lines" }')
+  DP="$(status_of "$STEP_RC") on $NP rank(s): $DP (${STEP_SECONDS}s)"
+  if [ "$STEP_RC" -ne 0 ] || ! grep -q 'PARITY dp' "$LOGS/dp.log" 2>/dev/null; then FAILED=1; fi
 fi
 
 # --- 5. compute-sanitizer ------------------------------------------------------------------------
@@ -239,6 +262,7 @@ row "parity fp32 (max rel, tol 1e-5)" "$P_F32"
 row "parity bf16 (max rel, tol 1e-2)" "$P_BF16"
 row "10-step loss bf16 (tol 1e-2)" "$P_TRAIN"
 row "10-step loss fp32 (tol 1e-4)" "$P_TRAIN_F32"
+row "data parallel fp32 (tol 1e-5)" "$DP"
 row "compute-sanitizer memcheck" "$SAN"
 row "training (xwin_gpu_bench)" "$TRAIN"
 row "memory" "$MEM"

@@ -107,6 +107,7 @@ GpuLlama::GpuLlama(const ModelConfig& c, GpuPrecision p, int max_tokens, int max
     dv_ = alloc(N * KD * a);
     dgate_ = alloc(N * F * a), dup_ = alloc(N * F * a), dact_ = alloc(N * F * a);
     tokens_ = alloc_n<int32_t>(N), targets_ = alloc_n<int32_t>(N), weights_ = alloc_n<float>(N);
+    loss_sum_ = alloc_n<float>(1);
     chunk_ = std::min(max_tokens, kCeChunk);
     ce_workspace_ = alloc(cuda::lm_head_ce_workspace(max_tokens, cfg.d_model, cfg.vocab_size,
                                                      chunk_, precision == GpuPrecision::bf16));
@@ -303,15 +304,19 @@ double GpuLlama::lm_loss_impl(bool with_grad) {
 }
 
 void GpuLlama::backward() {
+  backward_pass(false);
+}
+
+void GpuLlama::backward_pass(bool start_buckets) {
   require(B_ > 0, "GpuLlama::backward before any forward");
   if (precision == GpuPrecision::bf16)
-    backward_impl<bf16>();
+    backward_impl<bf16>(start_buckets);
   else
-    backward_impl<float>();
+    backward_impl<float>(start_buckets);
 }
 
 template <typename A>
-void GpuLlama::backward_impl() {
+void GpuLlama::backward_impl(bool start_buckets) {
   const int B = B_, T = T_, N = B * T, C = cfg.d_model, F = F_, HD = HD_;
   const int NH = NH_, NKV = NKV_, QD = QD_, KD = KD_;
   const size_t NC = (size_t)N * C, a_size = sizeof(A);
@@ -321,10 +326,17 @@ void GpuLlama::backward_impl() {
   A *dq = static_cast<A*>(dq_), *dk = static_cast<A*>(dk_), *dv = static_cast<A*>(dv_);
   A *datt = static_cast<A*>(datt_), *dgate = static_cast<A*>(dgate_);
   A *dup = static_cast<A*>(dup_), *dact = static_cast<A*>(dact_);
+  // Tensors first .. last (contiguous in the layout) are final: start their data-parallel sum.
+  auto ready = [&](const std::string& first, const std::string& last) {
+    if (!start_buckets) return;
+    const TensorInfo &a = layout.at(first), &b = layout.at(last);
+    dp_->start_allreduce_sum(grads_ + a.offset, b.offset + b.numel - a.offset);
+  };
   CUDA_CHECK(cudaMemsetAsync(dresid, 0, NC * a_size, s));
   cuda::rmsnorm_backward(dresid, grad("model.norm.weight"), static_cast<A*>(dfinal_norm_),
                          static_cast<A*>(resid_final_), param<A>("model.norm.weight"), rstd_final_,
                          N, C, s);
+  ready("model.norm.weight", layout.tensors.back().name);
   for (int l = cfg.n_layers - 1; l >= 0; l--) {
     const LayerActs& a = layers_[l];
     A *resid_in = static_cast<A*>(a.resid_in), *ln1 = static_cast<A*>(a.ln1);
@@ -362,8 +374,10 @@ void GpuLlama::backward_impl() {
                           W("self_attn.v_proj.weight"), N, C, KD, s);
     cuda::rmsnorm_backward(dresid, G("input_layernorm.weight"), dln, resid_in,
                            W("input_layernorm.weight"), a.rstd1, N, C, s);
+    ready(layer_name(l, "input_layernorm.weight"), layer_name(l, "mlp.down_proj.weight"));
   }
   cuda::embedding_backward(grad("model.embed_tokens.weight"), dresid, tokens_, N, C, s);
+  ready("model.embed_tokens.weight", "model.embed_tokens.weight");
 }
 
 GpuStepStats GpuLlama::update(const TrainConfig& tc, int64_t step) {
@@ -385,23 +399,62 @@ GpuStepStats GpuLlama::update(const TrainConfig& tc, int64_t step) {
   return st;
 }
 
-GpuStepStats GpuLlama::train_step(const int32_t* tokens, const int32_t* targets, const float* mask,
-                                  int B, int T, const TrainConfig& tc, int64_t step) {
-  const size_t N = (size_t)B * T;
+int64_t GpuMicroBatch::loss_units() const {
   int64_t count = 0;
-  for (size_t n = 0; n < N; n++) count += mask[n] != 0.f;
-  const double scale = count > 0 ? 1.0 / (double)count : 0.0;
-  std::vector<float> w(N);
-  for (size_t n = 0; n < N; n++) w[n] = mask[n] != 0.f ? (float)scale : 0.f;
+  for (size_t n = 0; n < (size_t)B * T; n++) count += mask[n] != 0.f;
+  return count;
+}
+
+void GpuLlama::set_data_parallel(Collectives* dp) {
+  const std::string backend = dp ? dp->backend() : "";
+  require(!dp || dp->size() == 1 || backend == "nccl",
+          "GpuLlama: the gradients live on the device, so the data-parallel group needs the NCCL ",
+          "collectives (make_nccl_collectives), not '", backend, "'");
+  dp_ = dp;
+}
+
+GpuStepStats GpuLlama::train_step(const std::vector<GpuMicroBatch>& micro, int64_t global_units,
+                                  const TrainConfig& tc, int64_t step) {
+  require(!micro.empty(), "GpuLlama::train_step: no micro-batches");
+  const double scale = global_units > 0 ? 1.0 / (double)global_units : 0.0;
+  const bool dp = data_parallel(), overlap = dp && tc.overlap_grad_reduce;
   zero_grad();
-  forward(tokens, B, T);
-  const double loss = lm_loss(targets, w.data(), true);
-  backward();
+  double loss = 0;
+  std::vector<float> w;
+  for (size_t i = 0; i < micro.size(); i++) {
+    const GpuMicroBatch& mb = micro[i];
+    w.assign((size_t)mb.B * mb.T, 0.f);
+    for (size_t n = 0; n < w.size(); n++) w[n] = mb.mask[n] != 0.f ? (float)scale : 0.f;
+    forward(mb.tokens, mb.B, mb.T);
+    loss += lm_loss(mb.targets, w.data(), true);
+    backward_pass(overlap && i + 1 == micro.size());
+  }
+  if (dp) {
+    if (!overlap) dp_->start_allreduce_sum(grads_, layout.total);
+    // The loss rides behind the gradients on the collectives' stream; wait() then orders the
+    // compute stream (the norm, clipping and AdamW) after every sum.
+    float sum = (float)loss;
+    CUDA_CHECK(cudaMemcpyAsync(loss_sum_, &sum, sizeof sum, cudaMemcpyHostToDevice, stream_));
+    dp_->start_allreduce_sum(loss_sum_, 1);
+    dp_->wait();
+    CUDA_CHECK(cudaMemcpyAsync(&sum, loss_sum_, sizeof sum, cudaMemcpyDeviceToHost, stream_));
+    synchronize();
+    loss = sum;
+  }
+  // The same global loss on every rank: all of them stop here together.
   require(std::isfinite(loss), "loss is ", loss, " at step ", step + 1,
           "; lower train.lr or check the data");
   GpuStepStats st = update(tc, step);
   st.loss = loss;
   return st;
+}
+
+GpuStepStats GpuLlama::train_step(const int32_t* tokens, const int32_t* targets, const float* mask,
+                                  int B, int T, const TrainConfig& tc, int64_t step) {
+  require(!data_parallel(), "GpuLlama::train_step: with a data-parallel group, pass the ",
+          "micro-batches and the loss units of the whole global batch");
+  const GpuMicroBatch mb{tokens, targets, mask, B, T};
+  return train_step({mb}, mb.loss_units(), tc, step);
 }
 
 void GpuLlama::logits(float* out) {

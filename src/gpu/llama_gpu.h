@@ -17,7 +17,13 @@
 //   loss = gpu.lm_loss(targets, weights, true);   // writes d(final norm output), LM head grad
 //   gpu.backward();                                // accumulates into the gradients
 //   gpu.update(tc, step);                          // global-norm clipping + AdamW, as Trainer
-// (train_step does exactly this for one micro-batch with a loss mask.)
+// train_step does this over several micro-batches (gradient accumulation) with a loss mask.
+//
+// Data parallelism (set_data_parallel): every rank holds the whole model and trains on its part
+// of the global batch; train_step sums the gradients over the group in the CPU Trainer's
+// buckets (the LM head and final norm, each layer from the last to the first, the embedding),
+// each started on the collectives' stream as soon as the last micro-batch's backward has
+// written it, so the reduction overlaps the rest of the backward pass.
 #pragma once
 #include <cuda_runtime.h>
 
@@ -33,6 +39,7 @@
 #include "model/config.h"
 #include "model/layout.h"
 #include "model/llama.h"
+#include "parallel/collectives.h"
 
 namespace xwin {
 
@@ -53,6 +60,17 @@ struct GpuMemory {
 
 struct GpuStepStats {
   double loss = 0, grad_norm = 0, lr = 0;
+};
+
+// One micro-batch of a training step, host arrays [B*T]: tokens, next-token targets and the loss
+// mask (1 where the target counts).
+struct GpuMicroBatch {
+  const int32_t* tokens = nullptr;
+  const int32_t* targets = nullptr;
+  const float* mask = nullptr;
+  int B = 0, T = 0;
+  // Positions with mask != 0: the micro-batch's loss units.
+  int64_t loss_units() const;
 };
 
 class GpuLlama {
@@ -88,8 +106,22 @@ class GpuLlama {
   // Trainer::clip_and_update: global gradient norm, clipping to tc.grad_clip, AdamW at
   // lr_at(tc, step) (0-based step; weight decay on matrices only). Returns norm and lr.
   GpuStepStats update(const TrainConfig& tc, int64_t step);
-  // One optimizer step on one micro-batch, as Trainer::step with LmObjective: the loss is the
-  // mean over the positions with mask[n] != 0 (mask [B*T], 1 where targets[n] counts).
+  // The data-parallel group (null, or a group of one rank: none): collectives on device buffers
+  // ordered against stream(), i.e. make_nccl_collectives(comm, device, gpu.stream()). It must
+  // outlive the training steps; every rank must start from the same parameters.
+  void set_data_parallel(Collectives* dp);
+
+  // One optimizer step, as Trainer::step with LmObjective: gradients accumulate over this rank's
+  // micro-batches, every counted position weighted 1 / global_units, where global_units is the
+  // number of loss units of the whole global batch (every rank's micro-batches: the caller sums
+  // the counts over the data-parallel group first, as the Trainer does). With a data-parallel
+  // group, the last micro-batch's backward starts the gradient buckets (one sum after the
+  // backward instead when !tc.overlap_grad_reduce), and the returned loss, the mean over the
+  // global batch, is summed over the group in fp32. Then clipping + AdamW, as update().
+  GpuStepStats train_step(const std::vector<GpuMicroBatch>& micro, int64_t global_units,
+                          const TrainConfig& tc, int64_t step);
+  // One micro-batch without a data-parallel group: the mean over its positions with
+  // mask[n] != 0 (mask [B*T], 1 where targets[n] counts).
   GpuStepStats train_step(const int32_t* tokens, const int32_t* targets, const float* mask, int B,
                           int T, const TrainConfig& tc, int64_t step);
 
@@ -127,6 +159,8 @@ class GpuLlama {
   void *dresid_, *dln_, *dq_, *dk_, *dv_, *datt_, *dgate_, *dup_, *dact_;
   int32_t *tokens_, *targets_;
   float *weights_, *rope_cos_, *rope_sin_;
+  float* loss_sum_;  // the step's loss, for its data-parallel sum
+  Collectives* dp_ = nullptr;
   void* ce_workspace_;
   double *norm_work_, *norm_out_;
   // AdamW's tensor lists: matrices (weight decay) and the rest.
@@ -148,8 +182,11 @@ class GpuLlama {
   void forward_impl();
   template <typename A>
   double lm_loss_impl(bool with_grad);
+  bool data_parallel() const { return dp_ && dp_->size() > 1; }
+  // backward(); with start_buckets, each bucket's data-parallel sum starts once it is written.
+  void backward_pass(bool start_buckets);
   template <typename A>
-  void backward_impl();
+  void backward_impl(bool start_buckets);
 };
 
 }  // namespace xwin
