@@ -11,6 +11,11 @@ void matmul_forward(float* out, const float* inp, const float* weight, int N, in
               out, OC);
 }
 
+void matmul_forward_acc(float* out, const float* inp, const float* weight, int N, int IC, int OC) {
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, IC, 1.0f, inp, IC, weight, IC, 1.0f,
+              out, OC);
+}
+
 void matmul_backward(float* dinp, float* dweight, const float* dout, const float* inp,
                      const float* weight, int N, int IC, int OC) {
   if (dinp)

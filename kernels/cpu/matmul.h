@@ -6,6 +6,8 @@ namespace xwin::cpu {
 
 // out is overwritten.
 void matmul_forward(float* out, const float* inp, const float* weight, int N, int IC, int OC);
+// out += inp @ weight^T: a residual connection added in the product's epilogue.
+void matmul_forward_acc(float* out, const float* inp, const float* weight, int N, int IC, int OC);
 // dinp += dout @ weight (skipped when dinp is null); dweight += dout^T @ inp (skipped when null).
 void matmul_backward(float* dinp, float* dweight, const float* dout, const float* inp,
                      const float* weight, int N, int IC, int OC);

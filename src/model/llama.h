@@ -125,6 +125,13 @@ class Llama {
     std::vector<LayerActs> layers;
     std::vector<float> resid_final, final_norm, rstd_final;
   };
+  // forward_cached's activations, sized for the largest call so far. q, k and v (gate and up)
+  // are adjacent in the layout, so one product with their stacked weights gives all three:
+  // qkv [N, QD + 2 KD], gu [N, 2F]. x is the residual stream, which o and down add into.
+  struct CachedActs {
+    std::vector<float> x, ln, rstd, qkv, q, att, gu, act, last;
+  };
+  CachedActs dec_;
   // Local sizes: this rank's heads, KV heads, MLP width and vocabulary rows; its layers.
   int NH_, NKV_, F_, V_, v0_, L0_, L1_;
   int B_ = 0, T_ = 0, cap_tokens_ = 0, cap_T_ = 0, cur_ = 0;
