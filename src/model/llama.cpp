@@ -1,7 +1,11 @@
 #include "model/llama.h"
 
+#include <sys/mman.h>
+
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
+#include <new>
 
 #include "core/error.h"
 #include "core/rng.h"
@@ -335,7 +339,30 @@ void Llama::allreduce_shared_grads() {
   }
 }
 
-KvCache Llama::make_cache(int slots, int Tmax) const {
+void* huge_alloc(size_t bytes) {
+  constexpr size_t kHuge = size_t(2) << 20;
+  void* p = nullptr;
+  if (bytes >= kHuge) {
+    const size_t rounded = (bytes + kHuge - 1) / kHuge * kHuge;
+    p = std::aligned_alloc(kHuge, rounded);
+    if (p) madvise(p, rounded, MADV_HUGEPAGE);  // a hint: without THP the pages stay 4 KiB
+  } else {
+    p = std::malloc(std::max<size_t>(bytes, 1));
+  }
+  if (!p) throw std::bad_alloc();
+  return p;
+}
+
+// Adjacent tensors `first` .. `last` of layer l (q/k/v, gate/up) as one stacked weight matrix.
+static const float* stacked(const Llama& m, int l, const char* first, const char* last,
+                            size_t numel) {
+  const TensorInfo &a = m.layout.at(layer_name(l, first)), &b = m.layout.at(layer_name(l, last));
+  require(b.offset + b.numel - a.offset == numel, "internal: ", first, " .. ", last,
+          " are not adjacent in the parameter layout");
+  return m.params.data() + a.offset;
+}
+
+KvCache Llama::make_cache(int slots, int Tmax, size_t pack_limit) const {
   require(layout.shard.tp == 1 && layout.shard.pp == 1,
           "KV-cache decoding (xwin sample) needs the whole model on each rank, but this run has ",
           "parallel.tp = ", layout.shard.tp, " and parallel.pp = ", layout.shard.pp,
@@ -346,17 +373,40 @@ KvCache Llama::make_cache(int slots, int Tmax) const {
   KvCache c;
   c.slots = slots, c.Tmax = Tmax;
   const size_t n = (size_t)slots * Tmax * cfg.n_kv_heads * cfg.head_dim();
-  c.k.assign(cfg.n_layers, std::vector<float>(n, 0.f));
-  c.v.assign(cfg.n_layers, std::vector<float>(n, 0.f));
+  c.k.assign(cfg.n_layers, HugeVector(n, 0.f));
+  c.v.assign(cfg.n_layers, HugeVector(n, 0.f));
+  // The decode products, in order: (weights, in, out) per layer, then the LM head.
+  const int C = cfg.d_model, F = cfg.d_ff, QD = cfg.n_heads * cfg.head_dim();
+  const int QKV = QD + 2 * cfg.n_kv_heads * cfg.head_dim();
+  struct Product {
+    const float* w;
+    int in, out;
+  };
+  std::vector<Product> products;
+  for (int l = 0; l < cfg.n_layers; l++) {
+    products.push_back(
+        {stacked(*this, l, "self_attn.q_proj.weight", "self_attn.v_proj.weight", (size_t)QKV * C),
+         C, QKV});
+    products.push_back(
+        {params.data() + layout.at(layer_name(l, "self_attn.o_proj.weight")).offset, QD, C});
+    products.push_back(
+        {stacked(*this, l, "mlp.gate_proj.weight", "mlp.up_proj.weight", (size_t)2 * F * C), C,
+         2 * F});
+    products.push_back(
+        {params.data() + layout.at(layer_name(l, "mlp.down_proj.weight")).offset, F, C});
+  }
+  products.push_back({lm_weight(), C, cfg.vocab_size});
+  size_t total = 0;
+  for (const Product& p : products)
+    c.packed_at.push_back(total), total += matmul_packed_size(p.in, p.out);
+  if (total > pack_limit) {
+    c.packed_at.clear();
+    return c;
+  }
+  c.packed.resize(total);
+  for (size_t i = 0; i < products.size(); i++)
+    matmul_pack(c.packed.data() + c.packed_at[i], products[i].w, products[i].in, products[i].out);
   return c;
-}
-
-// Adjacent tensors `first` .. `last` of layer l (q/k/v, gate/up) as one stacked weight matrix.
-static const float* stacked(Llama& m, int l, const char* first, const char* last, size_t numel) {
-  const TensorInfo &a = m.layout.at(layer_name(l, first)), &b = m.layout.at(layer_name(l, last));
-  require(b.offset + b.numel - a.offset == numel, "internal: ", first, " .. ", last,
-          " are not adjacent in the parameter layout");
-  return m.params.data() + a.offset;
 }
 
 void Llama::forward_cached(const int32_t* tokens, int R, int n, const int* slot, const int* pos,
@@ -379,14 +429,26 @@ void Llama::forward_cached(const int32_t* tokens, int R, int n, const int* slot,
   grow(a.qkv, (size_t)N * QKV), grow(a.q, (size_t)N * QD), grow(a.att, (size_t)N * QD);
   grow(a.gu, (size_t)N * 2 * F), grow(a.act, (size_t)N * F), grow(a.last, (size_t)R * C);
   float *x = a.x.data(), *ln = a.ln.data(), *qkv = a.qkv.data(), *q = a.q.data();
+  // Product m of make_cache's list (4 per layer, then the LM head) on `rows` rows: out = in W^T,
+  // or out += in W^T; from the packed weights when the cache has them.
+  const auto product = [&](float* out, const float* in, int m, const float* w, int rows, int IC,
+                           int OC, bool accumulate) {
+    if (!cache.packed.empty())
+      matmul_forward_packed(out, in, cache.packed.data() + cache.packed_at[m], rows, IC, OC,
+                            accumulate);
+    else if (accumulate)
+      matmul_forward_acc(out, in, w, rows, IC, OC);
+    else
+      matmul_forward(out, in, w, rows, IC, OC);
+  };
   embedding_forward(x, tokens, param("model.embed_tokens.weight"), N, C);
   for (int l = 0; l < cfg.n_layers; l++) {
     rmsnorm_forward(ln, a.rstd.data(), x, param(layer_name(l, "input_layernorm.weight")), N, C,
                     cfg.norm_eps);
-    matmul_forward(
-        qkv, ln,
+    product(
+        qkv, ln, 4 * l,
         stacked(*this, l, "self_attn.q_proj.weight", "self_attn.v_proj.weight", (size_t)QKV * C), N,
-        C, QKV);
+        C, QKV, false);
     // RoPE on q into q, on k straight into the cache; v copied into the cache.
     float *kc = cache.k[l].data(), *vc = cache.v[l].data();
 #pragma omp parallel for schedule(static) if (N >= 64)
@@ -399,15 +461,16 @@ void Llama::forward_cached(const int32_t* tokens, int R, int n, const int* slot,
       std::copy_n(src + QD + KD, KD, vc + at);
     }
     attention_cached(a.att.data(), q, kc, vc, slot, pos, R, n, NH, NKV, HD, cache.Tmax);
-    matmul_forward_acc(x, a.att.data(), param(layer_name(l, "self_attn.o_proj.weight")), N, QD, C);
+    product(x, a.att.data(), 4 * l + 1, param(layer_name(l, "self_attn.o_proj.weight")), N, QD, C,
+            true);
     rmsnorm_forward(ln, a.rstd.data(), x, param(layer_name(l, "post_attention_layernorm.weight")),
                     N, C, cfg.norm_eps);
-    matmul_forward(
-        a.gu.data(), ln,
-        stacked(*this, l, "mlp.gate_proj.weight", "mlp.up_proj.weight", (size_t)2 * F * C), N, C,
-        2 * F);
+    product(a.gu.data(), ln, 4 * l + 2,
+            stacked(*this, l, "mlp.gate_proj.weight", "mlp.up_proj.weight", (size_t)2 * F * C), N,
+            C, 2 * F, false);
     swiglu_forward_fused(a.act.data(), a.gu.data(), N, F);
-    matmul_forward_acc(x, a.act.data(), param(layer_name(l, "mlp.down_proj.weight")), N, F, C);
+    product(x, a.act.data(), 4 * l + 3, param(layer_name(l, "mlp.down_proj.weight")), N, F, C,
+            true);
   }
   // Only each row's last new token needs logits.
   const float* h = x;
@@ -417,7 +480,7 @@ void Llama::forward_cached(const int32_t* tokens, int R, int n, const int* slot,
     h = a.last.data();
   }
   rmsnorm_forward(ln, a.rstd.data(), h, param("model.norm.weight"), R, C, cfg.norm_eps);
-  matmul_forward(logits_out, ln, lm_weight(), R, C, cfg.vocab_size);
+  product(logits_out, ln, 4 * cfg.n_layers, lm_weight(), R, C, cfg.vocab_size, false);
 }
 
 }  // namespace xwin
