@@ -58,6 +58,7 @@ void tile(float* out, size_t ldo, const float* x, size_t ldx, const float* panel
   __m256 a[RB][2];
 #pragma GCC unroll 8
   for (int r = 0; r < RB; r++) a[r][0] = a[r][1] = _mm256_setzero_ps();
+#pragma GCC unroll 4
   for (int k = 0; k < IC; k++) {
     const __m256 w0 = _mm256_loadu_ps(panel + (size_t)k * kPanel);
     const __m256 w1 = _mm256_loadu_ps(panel + (size_t)k * kPanel + 8);
