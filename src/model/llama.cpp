@@ -373,8 +373,8 @@ KvCache Llama::make_cache(int slots, int Tmax, size_t pack_limit) const {
   KvCache c;
   c.slots = slots, c.Tmax = Tmax;
   const size_t n = (size_t)slots * Tmax * cfg.n_kv_heads * cfg.head_dim();
-  c.k.assign(cfg.n_layers, HugeVector(n, 0.f));
-  c.v.assign(cfg.n_layers, HugeVector(n, 0.f));
+  for (int l = 0; l < cfg.n_layers; l++)  // each built in place: no zeroed template to copy
+    c.k.emplace_back(n, 0.f), c.v.emplace_back(n, 0.f);
   // The decode products, in order: (weights, in, out) per layer, then the LM head.
   const int C = cfg.d_model, F = cfg.d_ff, QD = cfg.n_heads * cfg.head_dim();
   const int QKV = QD + 2 * cfg.n_kv_heads * cfg.head_dim();
