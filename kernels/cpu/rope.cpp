@@ -18,19 +18,20 @@ void rope_tables(float* cos, float* sin, int T, int HD, float theta) {
     }
 }
 
-// Rotates the NH heads of one token at table row `t`.
-static inline void rotate_token(float* x, const float* cos, const float* sin, int t, int NH, int HD,
-                                float sign) {
+// Rotates the NH heads of one token at table row `t` from x into out (which may be x).
+static inline void rotate_token(float* out, const float* x, const float* cos, const float* sin,
+                                int t, int NH, int HD, float sign) {
   const int half = HD / 2;
   const float* c = cos + (size_t)t * half;
   const float* s = sin + (size_t)t * half;
   for (int h = 0; h < NH; h++) {
-    float* v = x + (size_t)h * HD;
+    const float* v = x + (size_t)h * HD;
+    float* o = out + (size_t)h * HD;
 #pragma omp simd
     for (int i = 0; i < half; i++) {
       float x1 = v[i], x2 = v[i + half];
-      v[i] = x1 * c[i] - sign * x2 * s[i];
-      v[i + half] = x2 * c[i] + sign * x1 * s[i];
+      o[i] = x1 * c[i] - sign * x2 * s[i];
+      o[i + half] = x2 * c[i] + sign * x1 * s[i];
     }
   }
 }
@@ -40,15 +41,13 @@ static void rotate(float* x, const float* cos, const float* sin, int B, int T, i
 #pragma omp parallel for collapse(2) schedule(static)
   for (int b = 0; b < B; b++)
     for (int t = 0; t < T; t++)
-      rotate_token(x + ((size_t)b * T + t) * NH * HD, cos, sin, t, NH, HD, sign);
+      rotate_token(x + ((size_t)b * T + t) * NH * HD, x + ((size_t)b * T + t) * NH * HD, cos, sin,
+                   t, NH, HD, sign);
 }
 
-void rope_forward_at(float* x, const float* cos, const float* sin, const int* pos0, int R, int n,
-                     int NH, int HD) {
-#pragma omp parallel for collapse(2) schedule(static)
-  for (int r = 0; r < R; r++)
-    for (int i = 0; i < n; i++)
-      rotate_token(x + ((size_t)r * n + i) * NH * HD, cos, sin, pos0[r] + i, NH, HD, 1.0f);
+void rope_token(float* out, const float* x, const float* cos, const float* sin, int pos, int NH,
+                int HD) {
+  rotate_token(out, x, cos, sin, pos, NH, HD, 1.0f);
 }
 
 void rope_forward(float* x, const float* cos, const float* sin, int B, int T, int NH, int HD) {

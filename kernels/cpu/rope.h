@@ -10,10 +10,10 @@ namespace xwin::cpu {
 void rope_tables(float* cos, float* sin, int T, int HD, float theta);
 // In place on x[B, T, NH, HD]; row t of the tables is used for position t.
 void rope_forward(float* x, const float* cos, const float* sin, int B, int T, int NH, int HD);
-// In place on x[R, n, NH, HD] where row r's token i sits at position pos0[r] + i (KV-cache
-// decoding); the tables must cover every position used.
-void rope_forward_at(float* x, const float* cos, const float* sin, const int* pos0, int R, int n,
-                     int NH, int HD);
+// One token's NH heads at position `pos`, from x into out (out == x rotates in place): the
+// decode path rotates each new key straight into the KV cache.
+void rope_token(float* out, const float* x, const float* cos, const float* sin, int pos, int NH,
+                int HD);
 // In place on dx[B, T, NH, HD]: applies the inverse (transposed) rotation.
 void rope_backward(float* dx, const float* cos, const float* sin, int B, int T, int NH, int HD);
 

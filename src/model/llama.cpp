@@ -1,7 +1,11 @@
 #include "model/llama.h"
 
+#include <sys/mman.h>
+
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
+#include <new>
 
 #include "core/error.h"
 #include "core/rng.h"
@@ -335,7 +339,30 @@ void Llama::allreduce_shared_grads() {
   }
 }
 
-KvCache Llama::make_cache(int slots, int Tmax) const {
+void* huge_alloc(size_t bytes) {
+  constexpr size_t kHuge = size_t(2) << 20;
+  void* p = nullptr;
+  if (bytes >= kHuge) {
+    const size_t rounded = (bytes + kHuge - 1) / kHuge * kHuge;
+    p = std::aligned_alloc(kHuge, rounded);
+    if (p) madvise(p, rounded, MADV_HUGEPAGE);  // a hint: without THP the pages stay 4 KiB
+  } else {
+    p = std::malloc(std::max<size_t>(bytes, 1));
+  }
+  if (!p) throw std::bad_alloc();
+  return p;
+}
+
+// Adjacent tensors `first` .. `last` of layer l (q/k/v, gate/up) as one stacked weight matrix.
+static const float* stacked(const Llama& m, int l, const char* first, const char* last,
+                            size_t numel) {
+  const TensorInfo &a = m.layout.at(layer_name(l, first)), &b = m.layout.at(layer_name(l, last));
+  require(b.offset + b.numel - a.offset == numel, "internal: ", first, " .. ", last,
+          " are not adjacent in the parameter layout");
+  return m.params.data() + a.offset;
+}
+
+KvCache Llama::make_cache(int slots, int Tmax, size_t pack_limit) const {
   require(layout.shard.tp == 1 && layout.shard.pp == 1,
           "KV-cache decoding (xwin sample) needs the whole model on each rank, but this run has ",
           "parallel.tp = ", layout.shard.tp, " and parallel.pp = ", layout.shard.pp,
@@ -346,8 +373,39 @@ KvCache Llama::make_cache(int slots, int Tmax) const {
   KvCache c;
   c.slots = slots, c.Tmax = Tmax;
   const size_t n = (size_t)slots * Tmax * cfg.n_kv_heads * cfg.head_dim();
-  c.k.assign(cfg.n_layers, std::vector<float>(n, 0.f));
-  c.v.assign(cfg.n_layers, std::vector<float>(n, 0.f));
+  for (int l = 0; l < cfg.n_layers; l++)  // each built in place: no zeroed template to copy
+    c.k.emplace_back(n, 0.f), c.v.emplace_back(n, 0.f);
+  // The decode products, in order: (weights, in, out) per layer, then the LM head.
+  const int C = cfg.d_model, F = cfg.d_ff, QD = cfg.n_heads * cfg.head_dim();
+  const int QKV = QD + 2 * cfg.n_kv_heads * cfg.head_dim();
+  struct Product {
+    const float* w;
+    int in, out;
+  };
+  std::vector<Product> products;
+  for (int l = 0; l < cfg.n_layers; l++) {
+    products.push_back(
+        {stacked(*this, l, "self_attn.q_proj.weight", "self_attn.v_proj.weight", (size_t)QKV * C),
+         C, QKV});
+    products.push_back(
+        {params.data() + layout.at(layer_name(l, "self_attn.o_proj.weight")).offset, QD, C});
+    products.push_back(
+        {stacked(*this, l, "mlp.gate_proj.weight", "mlp.up_proj.weight", (size_t)2 * F * C), C,
+         2 * F});
+    products.push_back(
+        {params.data() + layout.at(layer_name(l, "mlp.down_proj.weight")).offset, F, C});
+  }
+  products.push_back({lm_weight(), C, cfg.vocab_size});
+  size_t total = 0;
+  for (const Product& p : products)
+    c.packed_at.push_back(total), total += matmul_packed_size(p.in, p.out);
+  if (total > pack_limit) {
+    c.packed_at.clear();
+    return c;
+  }
+  c.packed.resize(total);
+  for (size_t i = 0; i < products.size(); i++)
+    matmul_pack(c.packed.data() + c.packed_at[i], products[i].w, products[i].in, products[i].out);
   return c;
 }
 
@@ -355,6 +413,7 @@ void Llama::forward_cached(const int32_t* tokens, int R, int n, const int* slot,
                            KvCache& cache, float* logits_out) {
   const int N = R * n, C = cfg.d_model, F = cfg.d_ff, HD = cfg.head_dim();
   const int NH = cfg.n_heads, NKV = cfg.n_kv_heads, QD = NH * HD, KD = NKV * HD;
+  const int QKV = QD + 2 * KD;
   require(layout.shard.tp == 1 && layout.shard.pp == 1,
           "internal: forward_cached on a model split by tensor or pipeline parallelism");
   for (int r = 0; r < R; r++)
@@ -365,42 +424,63 @@ void Llama::forward_cached(const int32_t* tokens, int R, int n, const int* slot,
     require(tokens[i] >= 0 && tokens[i] < cfg.vocab_size, "token id ", tokens[i],
             " is outside the vocabulary [0, ", cfg.vocab_size, ")");
   ensure_rope(cache.Tmax);
-  std::vector<float> x((size_t)N * C), ln((size_t)N * C), mid((size_t)N * C);
-  std::vector<float> q((size_t)N * QD), k((size_t)N * KD), v((size_t)N * KD), att((size_t)N * QD);
-  std::vector<float> gate((size_t)N * F), up((size_t)N * F), act((size_t)N * F), rstd(N);
-  embedding_forward(x.data(), tokens, param("model.embed_tokens.weight"), N, C);
+  CachedActs& a = dec_;
+  grow(a.x, (size_t)N * C), grow(a.ln, (size_t)N * C), grow(a.rstd, N);
+  grow(a.qkv, (size_t)N * QKV), grow(a.q, (size_t)N * QD), grow(a.att, (size_t)N * QD);
+  grow(a.gu, (size_t)N * 2 * F), grow(a.act, (size_t)N * F), grow(a.last, (size_t)R * C);
+  float *x = a.x.data(), *ln = a.ln.data(), *qkv = a.qkv.data(), *q = a.q.data();
+  // Product m of make_cache's list (4 per layer, then the LM head) on `rows` rows: out = in W^T,
+  // or out += in W^T; from the packed weights when the cache has them.
+  const auto product = [&](float* out, const float* in, int m, const float* w, int rows, int IC,
+                           int OC, bool accumulate) {
+    if (!cache.packed.empty())
+      matmul_forward_packed(out, in, cache.packed.data() + cache.packed_at[m], rows, IC, OC,
+                            accumulate);
+    else if (accumulate)
+      matmul_forward_acc(out, in, w, rows, IC, OC);
+    else
+      matmul_forward(out, in, w, rows, IC, OC);
+  };
+  embedding_forward(x, tokens, param("model.embed_tokens.weight"), N, C);
   for (int l = 0; l < cfg.n_layers; l++) {
-    rmsnorm_forward(ln.data(), rstd.data(), x.data(),
-                    param(layer_name(l, "input_layernorm.weight")), N, C, cfg.norm_eps);
-    matmul_forward(q.data(), ln.data(), param(layer_name(l, "self_attn.q_proj.weight")), N, C, QD);
-    matmul_forward(k.data(), ln.data(), param(layer_name(l, "self_attn.k_proj.weight")), N, C, KD);
-    matmul_forward(v.data(), ln.data(), param(layer_name(l, "self_attn.v_proj.weight")), N, C, KD);
-    rope_forward_at(q.data(), rope_cos_.data(), rope_sin_.data(), pos, R, n, NH, HD);
-    rope_forward_at(k.data(), rope_cos_.data(), rope_sin_.data(), pos, R, n, NKV, HD);
-    for (int r = 0; r < R; r++) {
-      const size_t dst = ((size_t)slot[r] * cache.Tmax + pos[r]) * KD, src = (size_t)r * n * KD;
-      std::copy_n(&k[src], (size_t)n * KD, &cache.k[l][dst]);
-      std::copy_n(&v[src], (size_t)n * KD, &cache.v[l][dst]);
+    rmsnorm_forward(ln, a.rstd.data(), x, param(layer_name(l, "input_layernorm.weight")), N, C,
+                    cfg.norm_eps);
+    product(
+        qkv, ln, 4 * l,
+        stacked(*this, l, "self_attn.q_proj.weight", "self_attn.v_proj.weight", (size_t)QKV * C), N,
+        C, QKV, false);
+    // RoPE on q into q, on k straight into the cache; v copied into the cache.
+    float *kc = cache.k[l].data(), *vc = cache.v[l].data();
+#pragma omp parallel for schedule(static) if (N >= 64)
+    for (int i = 0; i < N; i++) {
+      const int r = i / n, p = pos[r] + i % n;
+      const size_t at = ((size_t)slot[r] * cache.Tmax + p) * KD;
+      const float* src = qkv + (size_t)i * QKV;
+      rope_token(q + (size_t)i * QD, src, rope_cos_.data(), rope_sin_.data(), p, NH, HD);
+      rope_token(kc + at, src + QD, rope_cos_.data(), rope_sin_.data(), p, NKV, HD);
+      std::copy_n(src + QD + KD, KD, vc + at);
     }
-    attention_cached(att.data(), q.data(), cache.k[l].data(), cache.v[l].data(), slot, pos, R, n,
-                     NH, NKV, HD, cache.Tmax);
-    matmul_forward(mid.data(), att.data(), param(layer_name(l, "self_attn.o_proj.weight")), N, QD,
-                   C);
-    add_inplace(mid.data(), x.data(), (size_t)N * C);
-    rmsnorm_forward(ln.data(), rstd.data(), mid.data(),
-                    param(layer_name(l, "post_attention_layernorm.weight")), N, C, cfg.norm_eps);
-    matmul_forward(gate.data(), ln.data(), param(layer_name(l, "mlp.gate_proj.weight")), N, C, F);
-    matmul_forward(up.data(), ln.data(), param(layer_name(l, "mlp.up_proj.weight")), N, C, F);
-    swiglu_forward(act.data(), gate.data(), up.data(), (size_t)N * F);
-    matmul_forward(x.data(), act.data(), param(layer_name(l, "mlp.down_proj.weight")), N, F, C);
-    add_inplace(x.data(), mid.data(), (size_t)N * C);
+    attention_cached(a.att.data(), q, kc, vc, slot, pos, R, n, NH, NKV, HD, cache.Tmax);
+    product(x, a.att.data(), 4 * l + 1, param(layer_name(l, "self_attn.o_proj.weight")), N, QD, C,
+            true);
+    rmsnorm_forward(ln, a.rstd.data(), x, param(layer_name(l, "post_attention_layernorm.weight")),
+                    N, C, cfg.norm_eps);
+    product(a.gu.data(), ln, 4 * l + 2,
+            stacked(*this, l, "mlp.gate_proj.weight", "mlp.up_proj.weight", (size_t)2 * F * C), N,
+            C, 2 * F, false);
+    swiglu_forward_fused(a.act.data(), a.gu.data(), N, F);
+    product(x, a.act.data(), 4 * l + 3, param(layer_name(l, "mlp.down_proj.weight")), N, F, C,
+            true);
   }
   // Only each row's last new token needs logits.
-  std::vector<float> last((size_t)R * C), normed((size_t)R * C);
-  for (int r = 0; r < R; r++) std::copy_n(&x[((size_t)r * n + n - 1) * C], C, &last[(size_t)r * C]);
-  rmsnorm_forward(normed.data(), rstd.data(), last.data(), param("model.norm.weight"), R, C,
-                  cfg.norm_eps);
-  matmul_forward(logits_out, normed.data(), lm_weight(), R, C, cfg.vocab_size);
+  const float* h = x;
+  if (n > 1) {
+    for (int r = 0; r < R; r++)
+      std::copy_n(&x[((size_t)r * n + n - 1) * C], C, &a.last[(size_t)r * C]);
+    h = a.last.data();
+  }
+  rmsnorm_forward(ln, a.rstd.data(), h, param("model.norm.weight"), R, C, cfg.norm_eps);
+  product(logits_out, ln, 4 * cfg.n_layers, lm_weight(), R, C, cfg.vocab_size, false);
 }
 
 }  // namespace xwin

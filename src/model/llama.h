@@ -18,6 +18,7 @@
 #pragma once
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
 #include <functional>
 #include <vector>
 
@@ -27,11 +28,34 @@
 
 namespace xwin {
 
+// Memory for what every decode step streams through (the KV cache, the packed weights): on 2 MiB
+// transparent huge pages where the kernel allows them (madvise), so that the walk does not take
+// a TLB miss every 4 KiB (about a fifth of the decode attention's time).
+void* huge_alloc(size_t bytes);
+template <class T>
+struct HugePageAllocator {
+  using value_type = T;
+  HugePageAllocator() = default;
+  template <class U>
+  HugePageAllocator(const HugePageAllocator<U>&) {}
+  T* allocate(size_t n) { return static_cast<T*>(huge_alloc(n * sizeof(T))); }
+  void deallocate(T* p, size_t) { std::free(p); }
+  bool operator==(const HugePageAllocator&) const { return true; }
+  bool operator!=(const HugePageAllocator&) const { return false; }
+};
+using HugeVector = std::vector<float, HugePageAllocator<float>>;
+
 // Keys and values of past tokens for incremental decoding: `slots` independent sequences of up
 // to Tmax tokens; per layer [slots, Tmax, n_kv_heads, head_dim] for k and for v.
 struct KvCache {
   int slots = 0, Tmax = 0;
-  std::vector<std::vector<float>> k, v;  // per layer: [slot][Tmax][n_kv_heads * head_dim]
+  std::vector<HugeVector> k, v;  // per layer: [slot][Tmax][n_kv_heads * head_dim]
+  // The weights as the decode kernels read them (cpu::matmul_pack), taken when the cache is
+  // made: a cache belongs to the weights its keys and values were computed with. Layer l's
+  // q|k|v, o, gate|up and down start at packed_at[4l .. 4l+3], the LM head at packed_at[4L].
+  // Empty for a model too large to keep a second copy of (forward_cached then uses sgemm).
+  HugeVector packed;
+  std::vector<size_t> packed_at;
 
   // Copies positions [0, n) of slot `from` into slot `to`: a prompt shared by several rows is
   // prefilled once.
@@ -110,7 +134,10 @@ class Llama {
   // a prefill); their keys/values are appended to the cache and the logits of each row's last
   // new token are written to logits [R, vocab]. Same math as forward() + logits(). Needs the
   // whole model on the rank (tp = pp = 1; data parallelism is fine).
-  KvCache make_cache(int slots, int Tmax) const;
+  // make_cache packs the weights for the decode kernels unless the packed copy would exceed
+  // pack_limit floats.
+  static constexpr size_t kPackLimit = size_t(1) << 28;  // 1 GiB
+  KvCache make_cache(int slots, int Tmax, size_t pack_limit = kPackLimit) const;
   void forward_cached(const int32_t* tokens, int R, int n, const int* slot, const int* pos,
                       KvCache& cache, float* logits);
 
@@ -125,6 +152,13 @@ class Llama {
     std::vector<LayerActs> layers;
     std::vector<float> resid_final, final_norm, rstd_final;
   };
+  // forward_cached's activations, sized for the largest call so far. q, k and v (gate and up)
+  // are adjacent in the layout, so one product with their stacked weights gives all three:
+  // qkv [N, QD + 2 KD], gu [N, 2F]. x is the residual stream, which o and down add into.
+  struct CachedActs {
+    std::vector<float> x, ln, rstd, qkv, q, att, gu, act, last;
+  };
+  CachedActs dec_;
   // Local sizes: this rank's heads, KV heads, MLP width and vocabulary rows; its layers.
   int NH_, NKV_, F_, V_, v0_, L0_, L1_;
   int B_ = 0, T_ = 0, cap_tokens_ = 0, cap_T_ = 0, cur_ = 0;

@@ -1,5 +1,6 @@
 // The KV-cache decode path computes what the full forward pass computes: prefill + one token at
-// a time, with rows at different positions in different cache slots, gives the same logits.
+// a time, with rows at different positions in different cache slots, gives the same logits;
+// with the weights packed for the decode kernels and with sgemm on the parameters.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -16,7 +17,7 @@ static ModelConfig tiny_gqa() {
   return c;
 }
 
-TEST(KvCache, PrefillAndDecodeMatchFullForward) {
+static void check_against_full_forward(size_t pack_limit) {
   Llama model(tiny_gqa());
   model.init_random(11);
   const int B = 3, T = 19, V = model.cfg.vocab_size;
@@ -28,7 +29,8 @@ TEST(KvCache, PrefillAndDecodeMatchFullForward) {
   model.logits(full.data());
 
   // Rows in slots 2, 0, 1 with prompts of different lengths, then decode to T together.
-  KvCache cache = model.make_cache(3, T);
+  KvCache cache = model.make_cache(3, T, pack_limit);
+  EXPECT_EQ(cache.packed.empty(), pack_limit == 0);
   const int slot[B] = {2, 0, 1}, prompt[B] = {5, 1, 9};
   std::vector<float> out(V);
   double worst = 0, scale = 0;
@@ -60,6 +62,14 @@ TEST(KvCache, PrefillAndDecodeMatchFullForward) {
     for (int b : rows) pos[b]++;
   }
   EXPECT_LT(worst / scale, 1e-5) << "max abs diff " << worst << " of " << scale;
+}
+
+TEST(KvCache, PrefillAndDecodeMatchFullForward) {
+  check_against_full_forward(Llama::kPackLimit);
+}
+
+TEST(KvCache, UnpackedWeightsMatchFullForward) {
+  check_against_full_forward(0);
 }
 
 TEST(KvCache, OverflowIsAnError) {

@@ -1,5 +1,6 @@
 // Linear layer out = inp @ weight^T against a double reference; backward accumulates into dinp
-// and dweight and skips whichever is null.
+// and dweight and skips whichever is null. The packed forward (decoding) against the same
+// reference, overwriting and accumulating, and a row's result independent of the batch.
 #include <random>
 #include <vector>
 
@@ -34,6 +35,33 @@ TEST(Matmul, ForwardMatchesDoubleReference) {
   std::vector<float> out(N * OC, 7.0f);
   cpu::matmul_forward(out.data(), d.x.data(), d.w.data(), N, IC, OC);
   expect_close(out, reference(to_double(d.x), to_double(d.w)), 1e-5, "out");
+}
+
+TEST(Matmul, PackedForwardMatchesDoubleReference) {
+  // Sizes that leave partial register tiles and a padded last panel; 200 rows span row blocks.
+  for (const int rows : {N, 200}) {
+    std::mt19937 g(31);
+    const int ic = 37, oc = 35;
+    const std::vector<float> x = randn(size_t(rows) * ic, g), w = randn(size_t(oc) * ic, g);
+    std::vector<float> packed(cpu::matmul_packed_size(ic, oc), 7.0f);
+    cpu::matmul_pack(packed.data(), w.data(), ic, oc);
+    std::vector<double> ref(size_t(rows) * oc, 0.0);
+    for (int n = 0; n < rows; ++n)
+      for (int o = 0; o < oc; ++o)
+        for (int i = 0; i < ic; ++i) ref[n * oc + o] += double(x[n * ic + i]) * w[o * ic + i];
+    std::vector<float> out(size_t(rows) * oc, 7.0f);
+    cpu::matmul_forward_packed(out.data(), x.data(), packed.data(), rows, ic, oc, false);
+    expect_close(out, ref, 1e-5, "out");
+    // accumulate adds to what is there; each row alone gives the same bits as in the batch.
+    std::vector<float> acc(size_t(rows) * oc, 1.0f), one(oc);
+    cpu::matmul_forward_packed(acc.data(), x.data(), packed.data(), rows, ic, oc, true);
+    for (double& v : ref) v += 1.0;
+    expect_close(acc, ref, 1e-5, "accumulated out");
+    for (int n = 0; n < rows; n += 7) {
+      cpu::matmul_forward_packed(one.data(), &x[size_t(n) * ic], packed.data(), 1, ic, oc, false);
+      for (int o = 0; o < oc; ++o) ASSERT_EQ(one[o], out[size_t(n) * oc + o]) << n << "," << o;
+    }
+  }
 }
 
 TEST(Matmul, BackwardMatchesFiniteDifferences) {
