@@ -5,23 +5,8 @@
 # holds one shard per TP rank (DP replicas write nothing extra).
 # Usage: reshard.sh XWIN WORKDIR
 set -euo pipefail
-XWIN=$1 WORK=$2
-TOL=1e-5
-HERE=$(cd "$(dirname "$0")" && pwd)
-rm -rf "$WORK" && mkdir -p "$WORK" && cd "$WORK"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
-export OMP_NUM_THREADS=1
-"$XWIN" data synth --out data.h5 --records 256 >/dev/null
-ARGS=(--data data.h5 --model.vocab_size 24 --model.d_model 64 --model.n_layers 4
-      --model.n_heads 4 --model.n_kv_heads 2 --model.d_ff 128 --model.max_seq_len 32
-      --train.steps 6 --train.batch_size 8 --train.micro_batch_size 2 --train.lr 2e-3
-      --train.warmup_steps 2)
-run() {  # run NAME DP TP PP [args]
-  local name=$1 dp=$2 tp=$3 pp=$4
-  shift 4
-  mpiexec -n $((dp * tp * pp)) "$XWIN" sft "${ARGS[@]}" --parallel.dp $dp --parallel.tp $tp \
-    --parallel.pp $pp --out $name "$@" >$name.log 2>&1 || { echo "FAIL: $name"; cat $name.log; exit 1; }
-}
+source "$(dirname "$0")/common.sh" "$1" "$2"
+sft_args 64 128
 run full 2 2 1 --save-every 3
 CKPT=full/ckpt/step-00000003
 /usr/bin/python3 - $CKPT <<'PY'

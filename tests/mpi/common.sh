@@ -1,0 +1,24 @@
+# Shared by the mpi test scripts: `source common.sh XWIN WORK` makes an empty WORK the current
+# directory with a synthetic token dataset (data.h5) and the MPI environment for root and
+# oversubscription, and defines
+#   sft_args D_MODEL D_FF  -> ARGS: 6 SFT steps of a 4-layer GQA model (4 query / 2 KV heads)
+#   run NAME DP TP PP [ARGS...]  -> `xwin sft` under that layout into NAME (log NAME.log)
+XWIN=$1 WORK=$2
+TOL=1e-5
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+rm -rf "$WORK" && mkdir -p "$WORK" && cd "$WORK"
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+export OMP_NUM_THREADS=1
+"$XWIN" data synth --out data.h5 --records 256 >/dev/null
+sft_args() {
+  ARGS=(--data data.h5 --model.vocab_size 24 --model.d_model "$1" --model.n_layers 4
+        --model.n_heads 4 --model.n_kv_heads 2 --model.d_ff "$2" --model.max_seq_len 32
+        --train.steps 6 --train.batch_size 8 --train.micro_batch_size 2 --train.lr 2e-3
+        --train.warmup_steps 2)
+}
+run() {
+  local name=$1 dp=$2 tp=$3 pp=$4
+  shift 4
+  mpiexec -n $((dp * tp * pp)) "$XWIN" sft "${ARGS[@]}" --parallel.dp $dp --parallel.tp $tp \
+    --parallel.pp $pp --out $name "$@" >$name.log 2>&1 || { echo "FAIL: $name"; cat $name.log; exit 1; }
+}
