@@ -122,7 +122,11 @@ void rope_case(double tol, const char* tag) {
   Dev<T> d_xa(xa);
   Dev<int> d_pos0(pos0);
   cuda::rope_forward_at(d_xa.get(), d_cos, d_sin, d_pos0, R, len, NH, HD);
-  cpu::rope_forward_at(xa.data(), cos.data(), sin.data(), pos0.data(), R, len, NH, HD);
+  for (int r = 0; r < R; r++)  // the CPU decode path rotates token by token
+    for (int i = 0; i < len; i++) {
+      float* row = xa.data() + ((size_t)r * len + i) * NH * HD;
+      cpu::rope_token(row, row, cos.data(), sin.data(), pos0[r] + i, NH, HD);
+    }
   expect_near_cpu(d_xa.floats(), xa, tol, std::string(tag) + " rope forward_at");
   expect_no_cuda_error();
 }
