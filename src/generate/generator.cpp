@@ -51,7 +51,8 @@ void Generator::run(const std::vector<GenRequest>& reqs,
   const int Tmax = std::min<int>(model_.cfg.max_seq_len, (int)longest + params_.max_new_tokens);
   require((int)longest < Tmax, "a prompt of ", longest, " tokens leaves no room to generate ",
           "within model.max_seq_len = ", model_.cfg.max_seq_len);
-  KvCache cache = model_.make_cache(batch_, Tmax);
+  if (cache_.Tmax < Tmax) cache_ = model_.make_cache(batch_, Tmax);
+  KvCache& cache = cache_;
   std::vector<Row> rows(batch_);
   const int V = model_.cfg.vocab_size;
   std::vector<float> logits((size_t)batch_ * V);

@@ -24,6 +24,8 @@ struct GenOutput {
 
 class Generator {
  public:
+  // The model's weights must not change while the Generator is in use: its KV cache, kept from
+  // one run() to the next, holds a packed copy of them (Llama::make_cache).
   Generator(Llama& model, int batch, const SamplingParams& params);
   // Generates a response for every request; done(i, output) is called as request i finishes.
   void run(const std::vector<GenRequest>& reqs,
@@ -43,6 +45,10 @@ class Generator {
   SamplingParams params_;
   Sampler sampler_;
   int64_t generated_ = 0;
+  // Made by the first run() and kept while later runs fit in it: making one packs every weight
+  // and faults in the cache's pages, which cost as much as a short decode (`xwin sample` runs
+  // once per chunk and per re-draw round).
+  KvCache cache_;
 };
 
 }  // namespace xwin

@@ -80,6 +80,26 @@ TEST(Generator, SampleDependsOnlyOnItsId) {
   EXPECT_EQ(alone.tokens, batched.tokens);
 }
 
+// One Generator keeps its KV cache between runs: a run after a longer one (its cache already
+// filled with other sequences) gives what a fresh Generator gives, token for token.
+TEST(Generator, ReusedCacheGivesTheSameResponses) {
+  Llama model(small_model());
+  model.init_random(5);
+  SamplingParams p;
+  p.max_new_tokens = 10, p.seed = 8;
+  const std::vector<GenRequest> long_reqs = {{{1, 4, 4, 4, 4, 4, 4, 4, 4}, 1}, {{1, 9}, 2}};
+  const std::vector<GenRequest> short_reqs = {{{1, 5, 6}, 3}, {{1, 7}, 4}, {{1, 5, 6}, 5}};
+  std::vector<GenOutput> reused(3), fresh(3);
+  Generator gen(model, 2, p);
+  gen.run(long_reqs, [](size_t, GenOutput&&) {});
+  gen.run(short_reqs, [&](size_t i, GenOutput&& o) { reused[i] = o; });
+  Generator(model, 2, p).run(short_reqs, [&](size_t i, GenOutput&& o) { fresh[i] = o; });
+  for (size_t i = 0; i < 3; i++) {
+    EXPECT_EQ(reused[i].tokens, fresh[i].tokens) << "request " << i;
+    EXPECT_EQ(reused[i].logp, fresh[i].logp) << "request " << i;
+  }
+}
+
 // Draws many samples from fixed logits and compares counts to the expected distribution.
 static std::map<int, int> histogram(const SamplingParams& p, const std::vector<float>& logits,
                                     int n) {
