@@ -72,6 +72,11 @@ report() {
     fi
     echo "failed: $job (job $id, $st, exit code $ex), log: $log"
     if [ -f "$log" ]; then
+      # xwin's own error lines first: an MPI abort's boilerplate can push them out of the tail.
+      if grep -q "^xwin.*error:" "$log"; then
+        echo "--- xwin errors in $log:"
+        grep "^xwin.*error:" "$log" | sort -u | head -n 5 | sed 's/^/  /'
+      fi
       echo "--- last lines of $log:"
       tail -n 15 "$log" | sed 's/^/  /'
     fi
