@@ -106,7 +106,8 @@ std::vector<std::string> overrides(const Run& r, const std::string& phase_name) 
       {"model.", Group::Model}, {"train.", Group::Train}, {"template.", Group::Template}};
   std::vector<std::string> out;
   for (const auto& [key, value] : r.vm) {
-    if (value.defaulted() || key == "train.steps" || key == "train.lr" || key == "train.min_lr")
+    if (value.defaulted() || key == "train.steps" || key == "train.lr" || key == "train.min_lr" ||
+        key == "train.warmup_steps")
       continue;
     for (const auto& [prefix, group] : prefixes)
       if (key.rfind(prefix, 0) == 0 &&
@@ -248,12 +249,17 @@ void stage_prepare(const Run& r) {
 // ---- training stages ------------------------------------------------------------------------
 
 // A stage's steps and learning rate; the cosine ends at train.min_lr, or at the stage's own
-// rate when that is lower (a gentle DPO below the default floor).
+// rate when that is lower (a gentle DPO below the default floor). The warm-up is
+// train.warmup_steps but at most a tenth of the stage, so that a short stage (RS, DPO: tens of
+// steps) trains at its learning rate instead of spending every step warming up to it.
 std::vector<std::string> train_args(const Run& r, const std::string& stage) {
   const double lr = r.get<double>((stage + "_lr").c_str());
-  return {"--train.steps",  std::to_string(r.get<int64_t>((stage + "_steps").c_str())),
+  const int64_t steps = r.get<int64_t>((stage + "_steps").c_str());
+  const int64_t warmup = std::min(r.get<int64_t>("train.warmup_steps"), steps / 10);
+  return {"--train.steps",  std::to_string(steps),
           "--train.lr",     num(lr),
-          "--train.min_lr", num(std::min(lr, r.get<double>("train.min_lr")))};
+          "--train.min_lr", num(std::min(lr, r.get<double>("train.min_lr"))),
+          "--train.warmup_steps", std::to_string(warmup)};
 }
 
 void train(const Run& r, const std::string& phase_name, const std::string& stage,

@@ -1,8 +1,12 @@
 // xwin sample: the Xwin-Set. For every prompt, draw --num_samples unique responses from the
 // policy (duplicates by token sequence are re-drawn up to a budget), score each with the reward
 // model, and write prompt, K responses, RM scores, policy log-prob sums and lengths. Prompts go
-// in chunks; chunk c is drawn by data-parallel rank c mod dp and written to OUT.parts/ as soon
+// in chunks; chunk c is drawn by data-parallel group c mod dp and written to OUT.parts/ as soon
 // as it is done, so a restarted run skips finished chunks; rank 0 merges the parts at the end.
+// Inside a group the policy and the RM are split over its TP and PP ranks, which decode in
+// lock step (every rank sees the whole logits and draws the same tokens); the group's first
+// rank writes its parts. Draws depend on (seed, prompt, attempt, position) only, so the set
+// does not depend on the layout.
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
@@ -19,6 +23,7 @@
 #include "io/checkpoint.h"
 #include "io/datasets.h"
 #include "parallel/grid.h"
+#include "parallel/pipeline.h"
 
 namespace xwin::cli {
 
@@ -99,18 +104,34 @@ static SampledChunk sample_chunk(Generator& gen, Llama* rm, const TokenDataset& 
     c.scores.assign(c.logp.size(), 0.f);
     return c;
   }
+  // Score batches are the micro-batches of a forward-only pipeline over the RM's stages (one
+  // plain forward each without pipeline parallelism); the last stage reads the rewards off and
+  // passes them to the other stages, so every rank of the group holds the same chunk.
   const int T = (int)std::min<size_t>(longest, rm->cfg.max_seq_len);
   RmObjective scorer(std::move(groups), T, false, 0, 0.0);
-  std::vector<int32_t> tokens;
   const int per = std::max(1, score_batch / K);
+  std::vector<std::vector<int64_t>> batches;
   for (size_t s0 = 0; s0 < p1 - p0; s0 += per) {
-    std::vector<int64_t> samples;
-    for (size_t s = s0; s < std::min(p1 - p0, s0 + per); s++) samples.push_back((int64_t)s);
-    int B = 0, TT = 0;
-    scorer.inputs(samples, tokens, B, TT);
-    rm->forward(tokens.data(), B, TT);
-    for (double r : scorer.rewards(*rm, samples)) c.scores.push_back((float)r);
+    batches.emplace_back();
+    for (size_t s = s0; s < std::min(p1 - p0, s0 + per); s++) batches.back().push_back((int64_t)s);
   }
+  const Grid& grid = rm->grid;
+  std::vector<int32_t> tokens;
+  int B = 0, TT = 0;
+  PipelineStage stage;
+  stage.prepare = [&](int i) {
+    scorer.inputs(batches[i], tokens, B, TT);
+    return (size_t)B * TT * rm->cfg.d_model;
+  };
+  stage.forward = [&](int i, const float* x) {
+    const float* y = rm->forward_stage(tokens.data(), x, B, TT, 0);
+    if (grid.last_stage())
+      for (double r : scorer.rewards(*rm, batches[i])) c.scores.push_back((float)r);
+    return y;
+  };
+  pipeline_forward(grid.pp, (int)batches.size(), stage);
+  c.scores.resize(c.logp.size());
+  if (grid.pp_size > 1) broadcast(c.scores.data(), c.scores.size(), grid.pp_size - 1, grid.pp);
   return c;
 }
 
@@ -221,15 +242,17 @@ Phase phase_sample() {
     Generator gen(policy, vm["batch"].as<int>(), sp);
     Timer timer;
     size_t done_here = 0;
+    const bool writer = grid.tp_rank == 0 && grid.pp_rank == 0;
     for (size_t c = grid.dp_rank; c < n_chunks; c += grid.dp_size) {
       char name[32];
       std::snprintf(name, sizeof name, "part-%06zu.h5", c);
       const std::string part = (fs::path(parts) / name).string();
-      if (fs::exists(part)) continue;  // finished before a restart
+      // Finished before a restart: the group decides together (its ranks decode in lock step).
+      if (allreduce_max(writer && fs::exists(part) ? 1 : 0, grid.mp)) continue;
       const size_t p0 = c * chunk, p1 = std::min(P, p0 + chunk);
       SampledChunk sc = sample_chunk(gen, rm.get(), prompts.prompt, p0, p1, K, budget,
                                      vm["score_batch"].as<int>());
-      write_xwin_set(part, sc, K, prompts.info, MPI_COMM_SELF);
+      if (writer) write_xwin_set(part, sc, K, prompts.info, MPI_COMM_SELF);
       done_here += p1 - p0;
       log0("sample: chunk %zu/%zu | %.1f generated tok/s | %zu prompts on rank 0 | ETA %s", c + 1,
            n_chunks, gen.generated_tokens() / timer.seconds(), done_here,

@@ -363,27 +363,24 @@ static const float* stacked(const Llama& m, int l, const char* first, const char
 }
 
 KvCache Llama::make_cache(int slots, int Tmax, size_t pack_limit) const {
-  require(layout.shard.tp == 1 && layout.shard.pp == 1,
-          "KV-cache decoding (xwin sample) needs the whole model on each rank, but this run has ",
-          "parallel.tp = ", layout.shard.tp, " and parallel.pp = ", layout.shard.pp,
-          "; sample with parallel.tp = 1 and parallel.pp = 1 (data parallelism spreads prompts)");
   require(Tmax <= cfg.max_seq_len, "KV cache of ", Tmax,
           " positions exceeds model.max_seq_len = ", cfg.max_seq_len,
           "; lower the prompt length or max new tokens");
   KvCache c;
   c.slots = slots, c.Tmax = Tmax;
-  const size_t n = (size_t)slots * Tmax * cfg.n_kv_heads * cfg.head_dim();
-  for (int l = 0; l < cfg.n_layers; l++)  // each built in place: no zeroed template to copy
+  const int HD = cfg.head_dim();
+  const size_t n = (size_t)slots * Tmax * NKV_ * HD;  // this rank's KV heads
+  for (int l = L0_; l < L1_; l++)  // each built in place: no zeroed template to copy
     c.k.emplace_back(n, 0.f), c.v.emplace_back(n, 0.f);
-  // The decode products, in order: (weights, in, out) per layer, then the LM head.
-  const int C = cfg.d_model, F = cfg.d_ff, QD = cfg.n_heads * cfg.head_dim();
-  const int QKV = QD + 2 * cfg.n_kv_heads * cfg.head_dim();
+  // The decode products, in order: (weights, in, out) per local layer, then the LM head's
+  // vocabulary rows on the last stage; every size is this rank's shard.
+  const int C = cfg.d_model, F = F_, QD = NH_ * HD, QKV = QD + 2 * NKV_ * HD;
   struct Product {
     const float* w;
     int in, out;
   };
   std::vector<Product> products;
-  for (int l = 0; l < cfg.n_layers; l++) {
+  for (int l = L0_; l < L1_; l++) {
     products.push_back(
         {stacked(*this, l, "self_attn.q_proj.weight", "self_attn.v_proj.weight", (size_t)QKV * C),
          C, QKV});
@@ -395,7 +392,7 @@ KvCache Llama::make_cache(int slots, int Tmax, size_t pack_limit) const {
     products.push_back(
         {params.data() + layout.at(layer_name(l, "mlp.down_proj.weight")).offset, F, C});
   }
-  products.push_back({lm_weight(), C, cfg.vocab_size});
+  if (layout.shard.last_stage()) products.push_back({lm_weight(), C, V_});
   size_t total = 0;
   for (const Product& p : products)
     c.packed_at.push_back(total), total += matmul_packed_size(p.in, p.out);
@@ -409,28 +406,35 @@ KvCache Llama::make_cache(int slots, int Tmax, size_t pack_limit) const {
   return c;
 }
 
+// Under tensor parallelism each rank runs its heads and its share of the MLP; the row-parallel
+// o and down products give partial sums that one all-reduce per block completes (the same
+// order as forward_stage: partials summed, then added to the residual stream). Under pipeline
+// parallelism the residual stream of all N tokens passes stage to stage, and the last stage's
+// logits go to every stage, so that every rank of the model group draws the same tokens.
 void Llama::forward_cached(const int32_t* tokens, int R, int n, const int* slot, const int* pos,
                            KvCache& cache, float* logits_out) {
-  const int N = R * n, C = cfg.d_model, F = cfg.d_ff, HD = cfg.head_dim();
-  const int NH = cfg.n_heads, NKV = cfg.n_kv_heads, QD = NH * HD, KD = NKV * HD;
-  const int QKV = QD + 2 * KD;
-  require(layout.shard.tp == 1 && layout.shard.pp == 1,
-          "internal: forward_cached on a model split by tensor or pipeline parallelism");
+  const int N = R * n, C = cfg.d_model, F = F_, HD = cfg.head_dim();
+  const int NH = NH_, NKV = NKV_, QD = NH * HD, KD = NKV * HD;
+  const int QKV = QD + 2 * KD, V = cfg.vocab_size;
+  const Shard& sh = layout.shard;
+  const bool split = sh.tp > 1;
+  require((int)cache.k.size() == L1_ - L0_,
+          "internal: a KV cache made for another model or layout");
   for (int r = 0; r < R; r++)
     require(slot[r] >= 0 && slot[r] < cache.slots && pos[r] >= 0 && pos[r] + n <= cache.Tmax,
             "KV cache overflow: row ", r, " needs positions up to ", pos[r] + n, " of slot ",
             slot[r], " but the cache holds ", cache.Tmax, " positions in ", cache.slots, " slots");
   for (int i = 0; i < N; i++)
-    require(tokens[i] >= 0 && tokens[i] < cfg.vocab_size, "token id ", tokens[i],
-            " is outside the vocabulary [0, ", cfg.vocab_size, ")");
+    require(tokens[i] >= 0 && tokens[i] < V, "token id ", tokens[i],
+            " is outside the vocabulary [0, ", V, ")");
   ensure_rope(cache.Tmax);
   CachedActs& a = dec_;
   grow(a.x, (size_t)N * C), grow(a.ln, (size_t)N * C), grow(a.rstd, N);
   grow(a.qkv, (size_t)N * QKV), grow(a.q, (size_t)N * QD), grow(a.att, (size_t)N * QD);
   grow(a.gu, (size_t)N * 2 * F), grow(a.act, (size_t)N * F), grow(a.last, (size_t)R * C);
   float *x = a.x.data(), *ln = a.ln.data(), *qkv = a.qkv.data(), *q = a.q.data();
-  // Product m of make_cache's list (4 per layer, then the LM head) on `rows` rows: out = in W^T,
-  // or out += in W^T; from the packed weights when the cache has them.
+  // Product m of make_cache's list (4 per local layer, then the LM head) on `rows` rows:
+  // out = in W^T, or out += in W^T; from the packed weights when the cache has them.
   const auto product = [&](float* out, const float* in, int m, const float* w, int rows, int IC,
                            int OC, bool accumulate) {
     if (!cache.packed.empty())
@@ -441,16 +445,35 @@ void Llama::forward_cached(const int32_t* tokens, int R, int n, const int* slot,
     else
       matmul_forward(out, in, w, rows, IC, OC);
   };
-  embedding_forward(x, tokens, param("model.embed_tokens.weight"), N, C);
-  for (int l = 0; l < cfg.n_layers; l++) {
+  // A row-parallel product added into the residual stream: straight in on one TP rank;
+  // otherwise this rank's partial sum (in ln, free by then) is completed over the TP group.
+  const auto row_parallel = [&](const float* in, int m, const char* weight, int l, int IC) {
+    const float* w = param(layer_name(l, weight));
+    if (!split) return product(x, in, m, w, N, IC, C, true);
+    product(ln, in, m, w, N, IC, C, false);
+    allreduce_sum(ln, (size_t)N * C, grid.tp);
+    add_inplace(x, ln, (size_t)N * C);
+  };
+  if (sh.first_stage()) {
+    if (!split) {
+      embedding_forward(x, tokens, param("model.embed_tokens.weight"), N, C);
+    } else {
+      embedding_forward_shard(x, tokens, param("model.embed_tokens.weight"), N, C, v0_, V_);
+      allreduce_sum(x, (size_t)N * C, grid.tp);
+    }
+  } else {
+    sendrecv(nullptr, 0, -1, x, (size_t)N * C, sh.pp_rank - 1, grid.pp);
+  }
+  for (int l = L0_; l < L1_; l++) {
+    const int m = 4 * (l - L0_);
     rmsnorm_forward(ln, a.rstd.data(), x, param(layer_name(l, "input_layernorm.weight")), N, C,
                     cfg.norm_eps);
     product(
-        qkv, ln, 4 * l,
+        qkv, ln, m,
         stacked(*this, l, "self_attn.q_proj.weight", "self_attn.v_proj.weight", (size_t)QKV * C), N,
         C, QKV, false);
     // RoPE on q into q, on k straight into the cache; v copied into the cache.
-    float *kc = cache.k[l].data(), *vc = cache.v[l].data();
+    float *kc = cache.k[l - L0_].data(), *vc = cache.v[l - L0_].data();
 #pragma omp parallel for schedule(static) if (N >= 64)
     for (int i = 0; i < N; i++) {
       const int r = i / n, p = pos[r] + i % n;
@@ -461,26 +484,41 @@ void Llama::forward_cached(const int32_t* tokens, int R, int n, const int* slot,
       std::copy_n(src + QD + KD, KD, vc + at);
     }
     attention_cached(a.att.data(), q, kc, vc, slot, pos, R, n, NH, NKV, HD, cache.Tmax);
-    product(x, a.att.data(), 4 * l + 1, param(layer_name(l, "self_attn.o_proj.weight")), N, QD, C,
-            true);
+    row_parallel(a.att.data(), m + 1, "self_attn.o_proj.weight", l, QD);
     rmsnorm_forward(ln, a.rstd.data(), x, param(layer_name(l, "post_attention_layernorm.weight")),
                     N, C, cfg.norm_eps);
-    product(a.gu.data(), ln, 4 * l + 2,
+    product(a.gu.data(), ln, m + 2,
             stacked(*this, l, "mlp.gate_proj.weight", "mlp.up_proj.weight", (size_t)2 * F * C), N,
             C, 2 * F, false);
     swiglu_forward_fused(a.act.data(), a.gu.data(), N, F);
-    product(x, a.act.data(), 4 * l + 3, param(layer_name(l, "mlp.down_proj.weight")), N, F, C,
-            true);
+    row_parallel(a.act.data(), m + 3, "mlp.down_proj.weight", l, F);
   }
-  // Only each row's last new token needs logits.
-  const float* h = x;
-  if (n > 1) {
-    for (int r = 0; r < R; r++)
-      std::copy_n(&x[((size_t)r * n + n - 1) * C], C, &a.last[(size_t)r * C]);
-    h = a.last.data();
+  if (!sh.last_stage()) {
+    sendrecv(x, (size_t)N * C, sh.pp_rank + 1, nullptr, 0, -1, grid.pp);
+  } else {
+    // Only each row's last new token needs logits.
+    const float* h = x;
+    if (n > 1) {
+      for (int r = 0; r < R; r++)
+        std::copy_n(&x[((size_t)r * n + n - 1) * C], C, &a.last[(size_t)r * C]);
+      h = a.last.data();
+    }
+    rmsnorm_forward(ln, a.rstd.data(), h, param("model.norm.weight"), R, C, cfg.norm_eps);
+    const int m = 4 * (L1_ - L0_);
+    if (!split) {
+      product(logits_out, ln, m, lm_weight(), R, C, V, false);
+    } else {
+      // Each rank's vocabulary rows [R, V_], gathered as [tp][R][V_] and laid out as [R][V].
+      grow(a.vocab, (size_t)R * V_), grow(a.vocab_all, (size_t)sh.tp * R * V_);
+      product(a.vocab.data(), ln, m, lm_weight(), R, C, V_, false);
+      allgather(a.vocab.data(), a.vocab_all.data(), (size_t)R * V_, grid.tp);
+      for (int t = 0; t < sh.tp; t++)
+        for (int r = 0; r < R; r++)
+          std::copy_n(&a.vocab_all[((size_t)t * R + r) * V_], V_,
+                      logits_out + (size_t)r * V + (size_t)t * V_);
+    }
   }
-  rmsnorm_forward(ln, a.rstd.data(), h, param("model.norm.weight"), R, C, cfg.norm_eps);
-  product(logits_out, ln, 4 * cfg.n_layers, lm_weight(), R, C, cfg.vocab_size, false);
+  if (sh.pp > 1) broadcast(logits_out, (size_t)R * V, sh.pp - 1, grid.pp);
 }
 
 }  // namespace xwin

@@ -132,10 +132,11 @@ class Llama {
   // Incremental decoding. forward_cached runs n new tokens for each of R rows: row r's tokens
   // tokens[r*n .. r*n+n) sit at positions pos[r] .. pos[r]+n-1 of cache slot slot[r] (n > 1 is
   // a prefill); their keys/values are appended to the cache and the logits of each row's last
-  // new token are written to logits [R, vocab]. Same math as forward() + logits(). Needs the
-  // whole model on the rank (tp = pp = 1; data parallelism is fine).
-  // make_cache packs the weights for the decode kernels unless the packed copy would exceed
-  // pack_limit floats.
+  // new token are written to logits [R, vocab]. Same math as forward() + logits(). Under
+  // tensor or pipeline parallelism it is collective over the model's TP and PP groups (every
+  // rank calls it with the same arguments) and every rank receives the whole logits.
+  // make_cache makes this rank's part of the cache (its layers, its KV heads) and packs its
+  // weights for the decode kernels unless the packed copy would exceed pack_limit floats.
   static constexpr size_t kPackLimit = size_t(1) << 28;  // 1 GiB
   KvCache make_cache(int slots, int Tmax, size_t pack_limit = kPackLimit) const;
   void forward_cached(const int32_t* tokens, int R, int n, const int* slot, const int* pos,
@@ -156,7 +157,7 @@ class Llama {
   // are adjacent in the layout, so one product with their stacked weights gives all three:
   // qkv [N, QD + 2 KD], gu [N, 2F]. x is the residual stream, which o and down add into.
   struct CachedActs {
-    std::vector<float> x, ln, rstd, qkv, q, att, gu, act, last;
+    std::vector<float> x, ln, rstd, qkv, q, att, gu, act, last, vocab, vocab_all;
   };
   CachedActs dec_;
   // Local sizes: this rank's heads, KV heads, MLP width and vocabulary rows; its layers.
