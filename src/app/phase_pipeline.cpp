@@ -79,17 +79,27 @@ struct Run {
 };
 
 // An option's value as the command line would spell it.
+// The shortest decimal that reads back as x (0.1, not 0.10000000000000001).
+template <typename T>
+std::string shortest(T x) {
+  for (int digits = 6;; digits++) {
+    std::ostringstream s;
+    s.precision(digits);
+    s << x;
+    if (digits >= 17 || (T)std::stod(s.str()) == x) return s.str();
+  }
+}
+
 std::string spelled(const po::variable_value& v) {
   const boost::any& a = v.value();
   std::ostringstream s;
-  s.precision(17);
   if (const auto* x = boost::any_cast<std::string>(&a)) return *x;
   if (const auto* x = boost::any_cast<bool>(&a)) return *x ? "true" : "false";
+  if (const auto* x = boost::any_cast<float>(&a)) return shortest(*x);
+  if (const auto* x = boost::any_cast<double>(&a)) return shortest(*x);
   if (const auto* x = boost::any_cast<int>(&a)) s << *x;
   if (const auto* x = boost::any_cast<int64_t>(&a)) s << *x;
   if (const auto* x = boost::any_cast<uint64_t>(&a)) s << *x;
-  if (const auto* x = boost::any_cast<float>(&a)) s << *x;
-  if (const auto* x = boost::any_cast<double>(&a)) s << *x;
   require(!s.str().empty(), "internal: pipeline cannot pass on an option of this type");
   return s.str();
 }
@@ -139,9 +149,7 @@ void phase(const Run& r, std::vector<std::string> args) {
 }
 
 std::string num(double x) {
-  std::ostringstream s;
-  s << x;
-  return s.str();
+  return shortest(x);
 }
 
 // ---- prepare --------------------------------------------------------------------------------

@@ -5,16 +5,16 @@
 # on either side, seed by seed. Writes WORKDIR/ordering.json.
 # The deck: the demo's model and hesitant demonstrator on the unit-conversion family alone (60%
 # of its demonstrations hedge, "12.5, or maybe 13"), 300 SFT steps, 100 Xwin-Set prompts of 16
-# samples, short RS and DPO with a 3-step warmup; DPO (from RS) adds the chosen response's NLL
-# to its loss (sft_alpha = 1), which keeps the RS model's answers while it pushes the rejected
-# ones down. About 3-5 minutes on one core.
+# samples, short RS and DPO (the pipeline caps their warm-up at a tenth of their steps). DPO
+# (from RS) is the demo deck's: it adds the chosen response's NLL to its loss (sft_alpha = 1),
+# which keeps the RS model's answers while it pushes the rejected ones down. About 3-5 minutes
+# on one core.
 # Usage: pipeline_ordering.sh XWIN SOURCE_DIR WORKDIR SEED
 set -euo pipefail
 XWIN=$1 SRC=$2 WORK=$3 SEED=$4
 rm -rf "$WORK" && mkdir -p "$WORK" && cd "$WORK"
 export OMP_NUM_THREADS=1
-{ cat "$SRC/inputs/demo.ini"; printf '\n[dpo]\nsft_alpha = 1\n'; } >deck.ini
-"$XWIN" pipeline --config deck.ini --run_dir run --seed "$SEED" \
+"$XWIN" pipeline --config "$SRC/inputs/demo.ini" --run_dir run --seed "$SEED" \
   --families convert --noisy_families convert --noisy_share 0.6 --n_sft 12000 --sft_steps 300 \
   --n_pairs 300 --rm_steps 60 --n_rl 100 --num_samples 16 --n_eval 200 --n_rm_eval 60 \
   --n_bon 20 --rs_steps 10 --rs_lr 5e-4 --dpo_steps 15 --dpo_lr 1e-4 --rs_candidates "" \
