@@ -264,9 +264,9 @@ std::vector<std::string> train_args(const Run& r, const std::string& stage) {
   const double lr = r.get<double>((stage + "_lr").c_str());
   const int64_t steps = r.get<int64_t>((stage + "_steps").c_str());
   const int64_t warmup = std::min(r.get<int64_t>("train.warmup_steps"), steps / 10);
-  return {"--train.steps",  std::to_string(steps),
-          "--train.lr",     num(lr),
-          "--train.min_lr", num(std::min(lr, r.get<double>("train.min_lr"))),
+  return {"--train.steps",        std::to_string(steps),
+          "--train.lr",           num(lr),
+          "--train.min_lr",       num(std::min(lr, r.get<double>("train.min_lr"))),
           "--train.warmup_steps", std::to_string(warmup)};
 }
 
