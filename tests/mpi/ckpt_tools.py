@@ -71,3 +71,23 @@ def compare_runs(got_dir, want_dir, steps, tol, weights=True):
                 bad.append(f"{got_dir}: final {key} differs (rel {r:.2e})")
     print(f"{got_dir}: worst loss rel {worst:.2e}, worst tensor rel {wworst:.2e}")
     return bad
+
+
+def compare_arrays(label, got, want, exact, close, tol):
+    """Messages for the arrays of got (a dict) that differ from want: keys in exact must be
+    equal, keys in close within tol as max |a - b| / max(|b|, 1). Prints each close key's
+    worst difference."""
+    bad = []
+    for k in exact:
+        if got[k].shape != want[k].shape or not np.array_equal(got[k], want[k]):
+            bad.append(f"{label}: /{k} differs")
+    for k in close:
+        a, b = np.asarray(got[k], np.float64), np.asarray(want[k], np.float64)
+        if a.shape != b.shape:
+            bad.append(f"{label}: /{k} shape {a.shape} vs {b.shape}")
+            continue
+        r = float(np.max(np.abs(a - b) / np.maximum(np.abs(b), 1.0))) if a.size else 0.0
+        print(f"{label}: /{k} max rel diff {r:.2e} over {a.size} values")
+        if r > tol:
+            bad.append(f"{label}: /{k} differs (rel {r:.2e} > {tol})")
+    return bad

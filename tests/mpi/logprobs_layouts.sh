@@ -7,6 +7,7 @@
 set -euo pipefail
 XWIN=$1 WORK=$2
 TOL=1e-5
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 rm -rf "$WORK" && mkdir -p "$WORK" && cd "$WORK"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 export OMP_NUM_THREADS=1
@@ -23,8 +24,10 @@ for layout in "2 1 1" "1 2 1" "1 1 2"; do
     --parallel.pp $pp --out lp-$dp-$tp-$pp.h5 >lp-$dp-$tp-$pp.log 2>&1 ||
     { echo "FAIL: logprobs under $layout"; cat lp-$dp-$tp-$pp.log; exit 1; }
 done
-/usr/bin/python3 - $TOL <<'PY'
-import sys, h5py, numpy as np
+/usr/bin/python3 - "$TOL" "$HERE" <<'PY'
+import sys, h5py
+sys.path.insert(0, sys.argv[2])
+from ckpt_tools import compare_arrays
 tol = float(sys.argv[1])
 bad = []
 with h5py.File("lp-1-1-1.h5") as ref:
@@ -32,19 +35,8 @@ with h5py.File("lp-1-1-1.h5") as ref:
 for layout in ("2-1-1", "1-2-1", "1-1-2"):
     with h5py.File(f"lp-{layout}.h5") as f:
         got = {k: f[k][...] for k in want}
-    for k in ("offsets", "n_scored"):
-        if not np.array_equal(got[k], want[k]):
-            bad.append(f"{layout}: /{k} differs")
-    t = 0.0 if layout == "2-1-1" else tol
-    for k in ("logprobs", "sum_logp"):
-        a, b = got[k].astype(np.float64), want[k].astype(np.float64)
-        if a.shape != b.shape:
-            bad.append(f"{layout}: /{k} shape {a.shape} vs {b.shape}")
-            continue
-        r = float(np.max(np.abs(a - b) / np.maximum(np.abs(b), 1.0)))
-        print(f"{layout}: /{k} max rel diff {r:.2e} over {a.size} values")
-        if r > t:
-            bad.append(f"{layout}: /{k} differs (rel {r:.2e} > {t})")
+    bad += compare_arrays(layout, got, want, ("offsets", "n_scored"), ("logprobs", "sum_logp"),
+                          0.0 if layout == "2-1-1" else tol)
 for b in bad:
     print("FAIL:", b)
 sys.exit(1 if bad else 0)

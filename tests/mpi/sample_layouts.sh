@@ -9,6 +9,7 @@
 set -euo pipefail
 XWIN=$1 WORK=$2
 TOL=1e-4
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 rm -rf "$WORK" && mkdir -p "$WORK" && cd "$WORK"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 export OMP_NUM_THREADS=1
@@ -53,8 +54,10 @@ for model in untied tied; do
   done
 done
 
-/usr/bin/python3 - $TOL <<'PY'
-import glob, sys, h5py, numpy as np
+/usr/bin/python3 - "$TOL" "$HERE" <<'PY'
+import glob, sys, h5py
+sys.path.insert(0, sys.argv[2])
+from ckpt_tools import compare_arrays
 tol = float(sys.argv[1])
 bad = []
 def load(path):
@@ -73,20 +76,10 @@ for model in ("untied", "tied"):
         layout = path[len(model) + 1:-3]
         if layout == "1-1-1":
             continue
-        got = load(path)
-        for k in ("responses/tokens", "responses/offsets", "prompt/tokens", "lengths", "duplicates"):
-            if got[k].shape != want[k].shape or not np.array_equal(got[k], want[k]):
-                bad.append(f"{model} {layout}: /{k} differs from one rank")
-        t = 0.0 if layout.endswith("-1-1") else tol
-        for k in ("scores", "policy_logp"):
-            a, b = got[k].astype(np.float64), want[k].astype(np.float64)
-            if a.shape != b.shape:
-                bad.append(f"{model} {layout}: /{k} shape {a.shape} vs {b.shape}")
-                continue
-            r = float(np.max(np.abs(a - b) / np.maximum(np.abs(b), 1.0)))
-            print(f"{model} {layout}: /{k} max rel diff {r:.2e} over {a.size} values")
-            if r > t:
-                bad.append(f"{model} {layout}: /{k} differs (rel {r:.2e} > {t})")
+        bad += compare_arrays(f"{model} {layout}", load(path), want,
+                              ("responses/tokens", "responses/offsets", "prompt/tokens", "lengths",
+                               "duplicates"), ("scores", "policy_logp"),
+                              0.0 if layout.endswith("-1-1") else tol)
 for b in bad:
     print("FAIL:", b)
 sys.exit(1 if bad else 0)
