@@ -11,14 +11,18 @@ rm -rf "$WORK" && mkdir -p "$WORK" && cd "$WORK"
 export OMP_NUM_THREADS=1
 SMALL=(--n_sft 3000 --sft_steps 300 --n_pairs 300 --rm_steps 60 --n_rl 24 --num_samples 16
        --n_eval 80 --n_rm_eval 60 --n_bon 16 --rs_steps 30 --dpo_steps 30 --rs_candidates 4
-       --dpo_rejected_ablation median --max_new_tokens 16 --train.warmup_steps 5)
+       --dpo_rejected_ablation median --max_new_tokens 16 --train.warmup_steps 5
+       --train.log_every 50)
 "$XWIN" pipeline --config "$SRC/inputs/demo.ini" --run_dir run "${SMALL[@]}" >run1.log 2>&1 ||
   { tail -30 run1.log; exit 1; }
 grep -q "pipeline: finished" run1.log
-# The pipeline's own [train] overrides reach every training stage; the stage's steps stay its own.
-for stage in sft rm rs dpo; do
-  grep -E "pipeline: xwin $stage .*--train.steps [0-9]+ .*--train.warmup_steps 5 " run1.log >/dev/null ||
-    { echo "FAIL: --train.warmup_steps 5 did not reach xwin $stage"; exit 1; }
+# The pipeline's own [train] overrides reach every training stage; the stage's steps stay its
+# own, and its warm-up is train.warmup_steps capped at a tenth of its steps (RS, DPO: 30 -> 3).
+for sw in "sft 300 5" "rm 60 5" "rs 30 3" "dpo 30 3"; do
+  read -r stage steps warmup <<<"$sw"
+  grep -E "pipeline: xwin $stage .*--train.steps $steps .*--train.warmup_steps $warmup .*--train.log_every 50 " \
+    run1.log >/dev/null ||
+    { echo "FAIL: xwin $stage did not get --train.warmup_steps $warmup and --train.log_every 50"; exit 1; }
 done
 for s in prepare sft pairs rm sample rs dpo eval; do test -f run/stages/$s.done; done
 # A rerun skips every finished stage.
