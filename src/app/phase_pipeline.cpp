@@ -78,7 +78,6 @@ struct Run {
   std::vector<std::string> list(const char* key) const { return words(vm[key].as<std::string>()); }
 };
 
-// An option's value as the command line would spell it.
 // The shortest decimal that reads back as x (0.1, not 0.10000000000000001).
 template <typename T>
 std::string shortest(T x) {
@@ -90,6 +89,7 @@ std::string shortest(T x) {
   }
 }
 
+// An option's value as the command line would spell it.
 std::string spelled(const po::variable_value& v) {
   const boost::any& a = v.value();
   std::ostringstream s;
@@ -148,8 +148,11 @@ void phase(const Run& r, std::vector<std::string> args) {
   require(p->run(vm) == 0, "pipeline: '", line, "' failed");
 }
 
+// A measured value for the report, to 6 significant digits.
 std::string num(double x) {
-  return shortest(x);
+  std::ostringstream s;
+  s << x;
+  return s.str();
 }
 
 // ---- prepare --------------------------------------------------------------------------------
@@ -265,8 +268,8 @@ std::vector<std::string> train_args(const Run& r, const std::string& stage) {
   const int64_t steps = r.get<int64_t>((stage + "_steps").c_str());
   const int64_t warmup = std::min(r.get<int64_t>("train.warmup_steps"), steps / 10);
   return {"--train.steps",        std::to_string(steps),
-          "--train.lr",           num(lr),
-          "--train.min_lr",       num(std::min(lr, r.get<double>("train.min_lr"))),
+          "--train.lr",           shortest(lr),
+          "--train.min_lr",       shortest(std::min(lr, r.get<double>("train.min_lr"))),
           "--train.warmup_steps", std::to_string(warmup)};
 }
 

@@ -146,12 +146,7 @@ const float* Llama::forward_stage(const int32_t* tokens, const float* x, int B, 
       require(tokens[n] >= 0 && tokens[n] < cfg.vocab_size, "token id ", tokens[n], " at position ",
               n, " is outside the vocabulary [0, ", cfg.vocab_size,
               "); the data was tokenized for a different model");
-    if (layout.shard.tp == 1) {
-      embedding_forward(x0, tokens, param("model.embed_tokens.weight"), N, C);
-    } else {
-      embedding_forward_shard(x0, tokens, param("model.embed_tokens.weight"), N, C, v0_, V_);
-      allreduce_sum(x0, (size_t)N * C, tp);
-    }
+    embed(x0, tokens, N);
   } else {
     std::copy_n(x, (size_t)N * C, x0);
   }
@@ -223,13 +218,24 @@ void Llama::logits(float* out) const {
     return;
   }
   // Small models only (validation, inspection): gather the vocabulary shards.
-  const int tp = layout.shard.tp;
-  std::vector<float> local((size_t)N * V_), all((size_t)tp * N * V_);
+  std::vector<float> local((size_t)N * V_), all((size_t)layout.shard.tp * N * V_);
   matmul_forward(local.data(), x, lm_weight(), N, cfg.d_model, V_);
-  allgather(local.data(), all.data(), local.size(), grid.tp);
-  for (int r = 0; r < tp; r++)
-    for (int n = 0; n < N; n++)
-      std::copy_n(&all[((size_t)r * N + n) * V_], V_, out + (size_t)n * cfg.vocab_size + r * V_);
+  gather_vocab(local.data(), all.data(), N, out);
+}
+
+void Llama::embed(float* x, const int32_t* tokens, int N) {
+  const float* wte = param("model.embed_tokens.weight");
+  if (layout.shard.tp == 1) return embedding_forward(x, tokens, wte, N, cfg.d_model);
+  embedding_forward_shard(x, tokens, wte, N, cfg.d_model, v0_, V_);  // zero off this shard
+  allreduce_sum(x, (size_t)N * cfg.d_model, grid.tp);
+}
+
+void Llama::gather_vocab(const float* local, float* all, int rows, float* out) const {
+  allgather(local, all, (size_t)rows * V_, grid.tp);  // [tp][rows][V_]
+  for (int t = 0; t < layout.shard.tp; t++)
+    for (int r = 0; r < rows; r++)
+      std::copy_n(&all[((size_t)t * rows + r) * V_], V_,
+                  out + (size_t)r * cfg.vocab_size + (size_t)t * V_);
 }
 
 void Llama::values(float* out) const {
@@ -455,12 +461,7 @@ void Llama::forward_cached(const int32_t* tokens, int R, int n, const int* slot,
     add_inplace(x, ln, (size_t)N * C);
   };
   if (sh.first_stage()) {
-    if (!split) {
-      embedding_forward(x, tokens, param("model.embed_tokens.weight"), N, C);
-    } else {
-      embedding_forward_shard(x, tokens, param("model.embed_tokens.weight"), N, C, v0_, V_);
-      allreduce_sum(x, (size_t)N * C, grid.tp);
-    }
+    embed(x, tokens, N);
   } else {
     sendrecv(nullptr, 0, -1, x, (size_t)N * C, sh.pp_rank - 1, grid.pp);
   }
@@ -508,14 +509,9 @@ void Llama::forward_cached(const int32_t* tokens, int R, int n, const int* slot,
     if (!split) {
       product(logits_out, ln, m, lm_weight(), R, C, V, false);
     } else {
-      // Each rank's vocabulary rows [R, V_], gathered as [tp][R][V_] and laid out as [R][V].
       grow(a.vocab, (size_t)R * V_), grow(a.vocab_all, (size_t)sh.tp * R * V_);
       product(a.vocab.data(), ln, m, lm_weight(), R, C, V_, false);
-      allgather(a.vocab.data(), a.vocab_all.data(), (size_t)R * V_, grid.tp);
-      for (int t = 0; t < sh.tp; t++)
-        for (int r = 0; r < R; r++)
-          std::copy_n(&a.vocab_all[((size_t)t * R + r) * V_], V_,
-                      logits_out + (size_t)r * V + (size_t)t * V_);
+      gather_vocab(a.vocab.data(), a.vocab_all.data(), R, logits_out);
     }
   }
   if (sh.pp > 1) broadcast(logits_out, (size_t)R * V, sh.pp - 1, grid.pp);

@@ -171,6 +171,12 @@ class Llama {
   int ce_chunk_ = 0;
 
   const float* lm_weight() const;
+  // Token embeddings of tokens [N] into x [N, d_model]: under TP each rank looks up its
+  // vocabulary rows and the sum over the TP group completes them.
+  void embed(float* x, const int32_t* tokens, int N);
+  // out [rows, vocab] from each TP rank's logits of its vocabulary rows, local [rows, V_];
+  // all is scratch for tp * rows * V_ floats.
+  void gather_vocab(const float* local, float* all, int rows, float* out) const;
   void ensure_rope(int T);
   float* lm_weight_grad();
   void size_slot(Acts& a, int N);

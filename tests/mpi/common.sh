@@ -1,6 +1,6 @@
-# Shared by the mpi test scripts: `source common.sh XWIN WORK` makes an empty WORK the current
-# directory with a synthetic token dataset (data.h5) and the MPI environment for root and
-# oversubscription, and defines
+# Shared by the mpi test scripts: `source common.sh XWIN WORK [RECORDS]` makes an empty WORK the
+# current directory with a synthetic token dataset (data.h5, RECORDS records, 256 by default),
+# the MPI environment for root and oversubscription, HERE (this directory) and TOL, and defines
 #   sft_args D_MODEL D_FF  -> ARGS: 6 SFT steps of a 4-layer GQA model (4 query / 2 KV heads)
 #   run NAME DP TP PP [ARGS...]  -> `xwin sft` under that layout into NAME (log NAME.log)
 XWIN=$1 WORK=$2
@@ -9,7 +9,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 rm -rf "$WORK" && mkdir -p "$WORK" && cd "$WORK"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 export OMP_NUM_THREADS=1
-"$XWIN" data synth --out data.h5 --records 256 >/dev/null
+"$XWIN" data synth --out data.h5 --records "${3:-256}" >/dev/null
 sft_args() {
   ARGS=(--data data.h5 --model.vocab_size 24 --model.d_model "$1" --model.n_layers 4
         --model.n_heads 4 --model.n_kv_heads 2 --model.d_ff "$2" --model.max_seq_len 32

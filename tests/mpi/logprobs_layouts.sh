@@ -5,13 +5,7 @@
 # reshards it on load.
 # Usage: logprobs_layouts.sh XWIN WORKDIR
 set -euo pipefail
-XWIN=$1 WORK=$2
-TOL=1e-5
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-rm -rf "$WORK" && mkdir -p "$WORK" && cd "$WORK"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
-export OMP_NUM_THREADS=1
-"$XWIN" data synth --out data.h5 --records 61 >/dev/null
+source "$(dirname "$0")/common.sh" "$1" "$2" 61
 mpiexec -n 4 "$XWIN" sft --data data.h5 --model.vocab_size 24 --model.d_model 64 \
   --model.n_layers 4 --model.n_heads 4 --model.n_kv_heads 2 --model.d_ff 128 \
   --model.max_seq_len 32 --train.steps 3 --train.batch_size 4 --train.micro_batch_size 2 \

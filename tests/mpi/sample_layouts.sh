@@ -7,13 +7,8 @@
 # checkpoints are written on one rank, so every run also reshards them on load.
 # Usage: sample_layouts.sh XWIN WORKDIR
 set -euo pipefail
-XWIN=$1 WORK=$2
+source "$(dirname "$0")/common.sh" "$1" "$2" 512
 TOL=1e-4
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-rm -rf "$WORK" && mkdir -p "$WORK" && cd "$WORK"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
-export OMP_NUM_THREADS=1
-"$XWIN" data synth --out data.h5 --records 512 >/dev/null
 /usr/bin/python3 - <<'PY'
 import h5py, numpy as np
 rng = np.random.default_rng(3)
