@@ -1,234 +1,187 @@
-// Causal GQA attention with an online softmax (FlashAttention-2 on the CPU).
+// Causal GQA attention with an online softmax (FlashAttention-2 on the CPU), its tile products
+// done by sgemm.
 //
-// Forward: a tile of 64 queries walks the key tiles left to right keeping, per query, a running
-// max m, a running sum l = sum exp(s - m) and an unnormalised output acc = sum exp(s - m) v.
-// When a tile raises the max, l and acc are rescaled by exp(m_old - m_new), so each row is exact
-// after the diagonal tile and only lse = m + log(l) is kept for the backward pass.
+// Forward: a tile of 64 queries walks the keys in blocks of 256, left to right, keeping per query
+// a running max m, a running sum l = sum exp(s - m) and an unnormalised output acc = sum exp(s -
+// m) v, which lives in the output rows. When a block raises the max, l and acc are rescaled by
+// exp(m_old - m_new), so each row is exact after its diagonal block and only lse = m + log(l) is
+// kept for the backward pass. Scores are [64, 256] per thread: O(T) memory, never T x T.
 //
-// Backward: P = exp(s - lse) is recomputed tile by tile and, with D_i = dout_i . out_i (which
-// equals sum_j P_ij dP_ij), dS = P * (dP - D). It runs as two passes that each own what they
-// write, so nothing races and nothing is reduced: pass one over (b, kv head, key tile) sums dk
-// and dv over every query head of the group; pass two over (b, head, query tile) sums dq. The
-// price is computing s, P and dP twice; the gain is parallelism over tiles, not just heads.
+// Backward, one pass per (batch row, query head): P = exp(s - lse) is recomputed for one key tile
+// of 64 against the strip of every query at or after it, and with D_i = dout_i . out_i (which
+// equals sum_j P_ij dP_ij), dS = P * (dP - D). Five products per key tile: S = Q K_j^T,
+// dP = dO V_j^T, dV_j = P^T dO, dK_j = dS^T Q, dQ += dS K_j. The task owns its dq rows, and its
+// head's dk, dv; heads that share a KV head write theirs to scratch, summed afterwards in head
+// order, so nothing races and the result does not depend on the thread count. The strips are
+// [T, 64] per thread: O(T) memory.
 //
-// Layout trick: every tile is held transposed, [HD][64] or [64][64], with the 64 queries (or
-// keys) of the tile as the contiguous lanes. Then every product is a sum of broadcast-times-row
-// updates into 64 accumulators that stay in registers (accumulate_row), and the softmax runs
-// across lanes; no inner loop ends in a horizontal reduction. Per-thread memory is a few
-// [HD][64] and [64][64] tiles: O(T) overall, never T x T.
+// sgemm is called inside the OpenMP region, with OpenBLAS set to one thread meanwhile
+// (BlasSingleThreaded); its products run near the GEMM rate, where the hand-written tile loops
+// this replaced reached a fifth of it.
 #include "kernels/cpu/attention.h"
+
+#include <cblas.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <cmath>
-#include <cstdint>
-#include <cstring>
 #include <limits>
 #include <vector>
 
 #include "kernels/cpu/vexp.h"
 
+// OpenBLAS extensions (Debian's cblas.h does not declare them).
+extern "C" void openblas_set_num_threads(int);
+extern "C" int openblas_get_num_threads(void);
+
 namespace xwin::cpu {
 namespace {
 
-constexpr int kTile = 64;
+constexpr int kQueryTile = 64;  // forward: queries per task
+constexpr int kKeyBlock = 256;  // forward: keys per online-softmax step
+constexpr int kKeyTile = 64;    // backward: keys per step of the strip
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
-
-// c[0:64] += sum_{k < K} a[k * sa] * B[k][0:64], with B rows 64 apart. Out of line on purpose:
-// on its own gcc keeps the 64 sums in registers; inlined into the tile loops it spills them.
-__attribute__((noinline)) void accumulate_row(float* __restrict c, const float* a, long sa,
-                                              const float* __restrict B, int K) {
-  float acc[kTile];
-  std::copy(c, c + kTile, acc);
-  for (int k = 0; k < K; ++k) {
-    const float ak = a[k * sa];
-#pragma omp simd
-    for (int x = 0; x < kTile; ++x) acc[x] += ak * B[k * kTile + x];
-  }
-  std::copy(acc, acc + kTile, c);
-}
-
-// dst[k][0:64] = sum_d a_k[d] * B[d][0:64] for rows a_k = a + k * sa, k < K.
-inline void rows_times(float* dst, const float* a, long sa, int K, const float* B, int HD) {
-  for (int k = 0; k < K; ++k) {
-    std::fill(dst + k * kTile, dst + (k + 1) * kTile, 0.0f);
-    accumulate_row(dst + k * kTile, a + k * sa, 1, B, HD);
-  }
-}
-
-// Tt[d][r] = rows[r][d] for r < n (rows sa apart), zero-padded to 64 lanes.
-inline void load_transposed(float* Tt, const float* rows, long sa, int n, int HD) {
-  std::fill(Tt, Tt + static_cast<long>(HD) * kTile, 0.0f);
-  for (int r = 0; r < n; ++r)
-    for (int d = 0; d < HD; ++d) Tt[d * kTile + r] = rows[r * sa + d];
-}
-
-// rows[r][d] = Tt[d][r] for r < n.
-inline void store_transposed(float* rows, long sa, const float* Tt, int n, int HD) {
-  for (int r = 0; r < n; ++r)
-    for (int d = 0; d < HD; ++d) rows[r * sa + d] = Tt[d * kTile + r];
-}
-
-inline float dot(const float* a, const float* b, int n) {
-  float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-  for (int d = 0; d < n; ++d) s += a[d] * b[d];
-  return s;
-}
-
-// Per-thread tiles, allocated once per call: four [HD][64] and two [64][64].
-struct Tiles {
-  std::vector<float> buf;
-  float *a, *b, *acc1, *acc2, *s1, *s2;
-  explicit Tiles(int HD) : buf(4L * HD * kTile + 2L * kTile * kTile) {
-    const long t = static_cast<long>(HD) * kTile;
-    a = buf.data();
-    b = a + t;
-    acc1 = b + t;
-    acc2 = acc1 + t;
-    s1 = acc2 + t;
-    s2 = s1 + kTile * kTile;
-  }
-};
 
 struct Dims {
   int B, T, NH, NKV, HD;
-  int group = NH / NKV, tiles = (T + kTile - 1) / kTile;
+  int group = NH / NKV;
   long qs = static_cast<long>(NH) * HD, kvs = static_cast<long>(NKV) * HD;  // row strides
   float scale = 1.0f / std::sqrt(static_cast<float>(HD));
   long q_at(int b, int t, int h) const { return (static_cast<long>(b) * T + t) * qs + h * HD; }
   long kv_at(int b, int t, int h) const { return (static_cast<long>(b) * T + t) * kvs + h * HD; }
+  const float* lse_row(const float* lse, int b, int h) const {
+    return lse + (static_cast<long>(b) * NH + h) * T;
+  }
 };
 
-// One query tile (rows i0 .. i0+n) of head h: out rows and lse.
+// OpenBLAS single-threaded for the guard's lifetime, restored after. Debian's OpenBLAS 0.3.21
+// does not notice it is called from inside an OpenMP region: it takes its threaded path, whose
+// callers spin on one shared buffer, and ran 5-10x slower than one thread per call. The number
+// of threads of our own region is taken before (OpenBLAS's OpenMP build sets OpenMP's as well).
+class BlasSingleThreaded {
+ public:
+  BlasSingleThreaded() : omp_(omp_get_max_threads()), blas_(openblas_get_num_threads()) {
+    if (blas_ > 1) openblas_set_num_threads(1);
+  }
+  ~BlasSingleThreaded() {
+    if (blas_ > 1) openblas_set_num_threads(blas_);
+    omp_set_num_threads(omp_);
+  }
+  BlasSingleThreaded(const BlasSingleThreaded&) = delete;
+  BlasSingleThreaded& operator=(const BlasSingleThreaded&) = delete;
+  int threads() const { return omp_; }
+
+ private:
+  int omp_, blas_;
+};
+
+// C[M, N] = alpha op(A) op(B) + beta C, row-major.
+inline void gemm(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, long lda,
+                 const float* B, long ldb, float beta, float* C, long ldc) {
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N,
+              K, alpha, A, static_cast<int>(lda), B, static_cast<int>(ldb), beta, C,
+              static_cast<int>(ldc));
+}
+
+// One query tile (rows i0 .. i0+n) of head h: out rows and lse. S is [kQueryTile][kKeyBlock].
 void forward_tile(float* out, float* lse, const float* q, const float* k, const float* v,
-                  const Dims& dm, int b, int h, int i0, Tiles& w) {
-  const int HD = dm.HD, kh = h / dm.group, n = std::min(kTile, dm.T - i0);
-  float *Qt = w.a, *Ot = w.acc1, *St = w.s1;
-  float m[kTile], l[kTile], c[kTile];
-  load_transposed(Qt, q + dm.q_at(b, i0, h), dm.qs, n, HD);
-  std::fill(Ot, Ot + static_cast<long>(HD) * kTile, 0.0f);
-  std::fill(m, m + kTile, kNegInf);
-  std::fill(l, l + kTile, 0.0f);
-  for (int j0 = 0; j0 <= i0; j0 += kTile) {
-    const int nk = std::min(kTile, dm.T - j0);
-    const float* kj = k + dm.kv_at(b, j0, kh);
-    const float* vj = v + dm.kv_at(b, j0, kh);
-    rows_times(St, kj, dm.kvs, nk, Qt, HD);  // St[j][r] = k_j . q_r
-    float m_new[kTile];
-    std::copy(m, m + kTile, m_new);
-    for (int j = 0; j < nk; ++j) {
-      float* s = St + j * kTile;
+                  const Dims& dm, int b, int h, int i0, float* S) {
+  const int HD = dm.HD, kh = h / dm.group, n = std::min(kQueryTile, dm.T - i0);
+  const int kend = i0 + n;  // keys at or after kend are masked for every row of the tile
+  float m[kQueryTile], l[kQueryTile];
+  std::fill(m, m + n, kNegInf);
+  std::fill(l, l + n, 0.0f);
+  const float* qi = q + dm.q_at(b, i0, h);
+  float* oi = out + dm.q_at(b, i0, h);
+  for (int j0 = 0; j0 < kend; j0 += kKeyBlock) {
+    const int nk = std::min(kKeyBlock, kend - j0);
+    gemm(false, true, n, nk, HD, dm.scale, qi, dm.qs, k + dm.kv_at(b, j0, kh), dm.kvs, 0.0f, S,
+         kKeyBlock);  // scaled scores
+    for (int r = 0; r < n; ++r) {
+      float* s = S + static_cast<long>(r) * kKeyBlock;
+      const int valid = std::clamp(i0 + r + 1 - j0, 0, nk);  // causal: keys j <= i
+      float mx = m[r];
+#pragma omp simd reduction(max : mx)
+      for (int x = 0; x < valid; ++x) mx = std::max(mx, s[x]);  // a NaN gets through exp below
+      const float c = exp_nonpos(m[r] - mx);  // 0 on the first block, where m = -inf
+      float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+      for (int x = 0; x < valid; ++x) {
+        s[x] = exp_nonpos(s[x] - mx);
+        sum += s[x];
+      }
+      std::fill(s + valid, s + nk, 0.0f);
+      l[r] = l[r] * c + sum;
+      m[r] = mx;
+      if (j0 > 0 && c != 1.0f) {
+        float* o = oi + r * dm.qs;
 #pragma omp simd
-      for (int r = 0; r < kTile; ++r) {
-        const float mask = j0 + j > i0 + r ? kNegInf : 0.0f;  // causal
-        s[r] = s[r] * dm.scale + mask;
-        m_new[r] = std::max(m_new[r], s[r]);
+        for (int d = 0; d < HD; ++d) o[d] *= c;
       }
     }
-#pragma omp simd
-    for (int r = 0; r < kTile; ++r) {
-      c[r] = exp_nonpos(m[r] - m_new[r]);  // 0 on the first tile, where m = -inf
-      l[r] *= c[r];
-    }
-    for (int j = 0; j < nk; ++j) {
-      float* s = St + j * kTile;
-#pragma omp simd
-      for (int r = 0; r < kTile; ++r) {
-        s[r] = exp_nonpos(s[r] - m_new[r]);
-        l[r] += s[r];
-      }
-    }
-    for (int d = 0; d < HD; ++d) {
-      float* o = Ot + d * kTile;
-#pragma omp simd
-      for (int r = 0; r < kTile; ++r) o[r] *= c[r];
-      accumulate_row(o, vj + d, dm.kvs, St, nk);  // Ot[d][r] += sum_j v_j[d] P[j][r]
-    }
-    std::copy(m_new, m_new + kTile, m);
+    gemm(false, false, n, HD, nk, 1.0f, S, kKeyBlock, v + dm.kv_at(b, j0, kh), dm.kvs,
+         j0 == 0 ? 0.0f : 1.0f, oi, dm.qs);
   }
-  for (int d = 0; d < HD; ++d)
-    for (int r = 0; r < kTile; ++r) Ot[d * kTile + r] /= l[r];
-  store_transposed(out + dm.q_at(b, i0, h), dm.qs, Ot, n, HD);
-  float* lse_row = lse + (static_cast<long>(b) * dm.NH + h) * dm.T + i0;
-  for (int r = 0; r < n; ++r) lse_row[r] = m[r] + std::log(l[r]);
-}
-
-// One row of a tile, in place: s (raw scores) becomes P = exp(s * scale - lse), 0 where masked,
-// and dp becomes dS * scale = P (dP - D) scale. lse(x), D(x) and masked(x) describe lane x.
-template <typename Lse, typename Dv, typename Masked>
-inline void softmax_grad_row(float* s, float* dp, float scale, Lse lse, Dv D, Masked masked) {
-#pragma omp simd
-  for (int x = 0; x < kTile; ++x) {
-    const float mask = masked(x) ? kNegInf : 0.0f;
-    const float p = exp_nonpos(s[x] * scale - lse(x) + mask);
-    s[x] = p;
-    dp[x] = p * (dp[x] - D(x)) * scale;
-  }
-}
-
-// Pass one: dk, dv of key tile j0 (of kv head kh) from every query at or after it.
-void backward_kv_tile(float* dk, float* dv, const float* dout, const float* out, const float* lse,
-                      const float* q, const float* k, const float* v, const Dims& dm, int b, int kh,
-                      int j0, Tiles& w) {
-  const int HD = dm.HD, nk = std::min(kTile, dm.T - j0);
-  float *Kt = w.a, *Vt = w.b, *dKt = w.acc1, *dVt = w.acc2, *P = w.s1, *dS = w.s2;
-  load_transposed(Kt, k + dm.kv_at(b, j0, kh), dm.kvs, nk, HD);
-  load_transposed(Vt, v + dm.kv_at(b, j0, kh), dm.kvs, nk, HD);
-  std::fill(dKt, dKt + static_cast<long>(HD) * kTile, 0.0f);
-  std::fill(dVt, dVt + static_cast<long>(HD) * kTile, 0.0f);
-  for (int h = kh * dm.group; h < (kh + 1) * dm.group; ++h) {
-    const float* lse_bh = lse + (static_cast<long>(b) * dm.NH + h) * dm.T;
-    for (int i0 = j0; i0 < dm.T; i0 += kTile) {
-      const int n = std::min(kTile, dm.T - i0);
-      const float* qi = q + dm.q_at(b, i0, h);
-      const float* doi = dout + dm.q_at(b, i0, h);
-      rows_times(P, qi, dm.qs, n, Kt, HD);    // P[i][j] = q_i . k_j, for now
-      rows_times(dS, doi, dm.qs, n, Vt, HD);  // dS[i][j] = do_i . v_j, for now
-      for (int r = 0; r < n; ++r) {
-        const int i = i0 + r;
-        const float lse_i = lse_bh[i], D_i = dot(doi + r * dm.qs, out + dm.q_at(b, i, h), HD);
-        softmax_grad_row(
-            P + r * kTile, dS + r * kTile, dm.scale, [&](int) { return lse_i; },
-            [&](int) { return D_i; }, [&](int x) { return j0 + x > i; });
-      }
-      for (int d = 0; d < HD; ++d) {
-        accumulate_row(dVt + d * kTile, doi + d, dm.qs, P, n);  // sum_i do_i[d] P[i][j]
-        accumulate_row(dKt + d * kTile, qi + d, dm.qs, dS, n);  // sum_i q_i[d] dS[i][j]
-      }
-    }
-  }
-  store_transposed(dk + dm.kv_at(b, j0, kh), dm.kvs, dKt, nk, HD);
-  store_transposed(dv + dm.kv_at(b, j0, kh), dm.kvs, dVt, nk, HD);
-}
-
-// Pass two: dq of query tile i0 of head h from every key up to the diagonal.
-void backward_q_tile(float* dq, const float* dout, const float* out, const float* lse,
-                     const float* q, const float* k, const float* v, const Dims& dm, int b, int h,
-                     int i0, Tiles& w) {
-  const int HD = dm.HD, kh = h / dm.group, n = std::min(kTile, dm.T - i0);
-  float *Qt = w.a, *dOt = w.b, *dQt = w.acc1, *St = w.s1, *dSt = w.s2;
-  load_transposed(Qt, q + dm.q_at(b, i0, h), dm.qs, n, HD);
-  load_transposed(dOt, dout + dm.q_at(b, i0, h), dm.qs, n, HD);
-  std::fill(dQt, dQt + static_cast<long>(HD) * kTile, 0.0f);
-  float lse_r[kTile] = {}, D[kTile] = {};
-  const float* lse_bh = lse + (static_cast<long>(b) * dm.NH + h) * dm.T;
+  float* lse_i = lse + (static_cast<long>(b) * dm.NH + h) * dm.T + i0;
   for (int r = 0; r < n; ++r) {
-    lse_r[r] = lse_bh[i0 + r];
-    D[r] = dot(dout + dm.q_at(b, i0 + r, h), out + dm.q_at(b, i0 + r, h), HD);
+    const float inv = 1.0f / l[r];
+    float* o = oi + r * dm.qs;
+#pragma omp simd
+    for (int d = 0; d < HD; ++d) o[d] *= inv;
+    lse_i[r] = m[r] + std::log(l[r]);
   }
-  for (int j0 = 0; j0 <= i0; j0 += kTile) {
-    const int nk = std::min(kTile, dm.T - j0);
-    const float* kj = k + dm.kv_at(b, j0, kh);
-    rows_times(St, kj, dm.kvs, nk, Qt, HD);                         // k_j . q_r
-    rows_times(dSt, v + dm.kv_at(b, j0, kh), dm.kvs, nk, dOt, HD);  // v_j . do_r
-    for (int j = 0; j < nk; ++j)
-      softmax_grad_row(
-          St + j * kTile, dSt + j * kTile, dm.scale, [&](int r) { return lse_r[r]; },
-          [&](int r) { return D[r]; }, [&](int r) { return j0 + j > i0 + r; });
-    for (int d = 0; d < HD; ++d)
-      accumulate_row(dQt + d * kTile, kj + d, dm.kvs, dSt, nk);  // sum_j k_j[d] dS[j][r]
+}
+
+// Per-thread strips of the backward pass: S/P and dP/dS for [T, kKeyTile], and D for [T].
+struct Strips {
+  std::vector<float> buf;
+  float *P, *dS, *D;
+  explicit Strips(int T) : buf(2L * T * kKeyTile + T) {
+    P = buf.data();
+    dS = P + static_cast<long>(T) * kKeyTile;
+    D = dS + static_cast<long>(T) * kKeyTile;
   }
-  store_transposed(dq + dm.q_at(b, i0, h), dm.qs, dQt, n, HD);
+};
+
+// Every gradient of head h in batch row b: its dq rows, and its share of dk and dv written to
+// dk_h, dv_h (row stride ld).
+void backward_head(float* dq, float* dk_h, float* dv_h, long ld, const float* dout,
+                   const float* out, const float* lse, const float* q, const float* k,
+                   const float* v, const Dims& dm, int b, int h, Strips& w) {
+  const int T = dm.T, HD = dm.HD, kh = h / dm.group;
+  const float* lse_bh = dm.lse_row(lse, b, h);
+  for (int i = 0; i < T; ++i) {
+    const float *o = out + dm.q_at(b, i, h), *g = dout + dm.q_at(b, i, h);
+    float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+    for (int d = 0; d < HD; ++d) s += o[d] * g[d];
+    w.D[i] = s;
+  }
+  for (int j0 = 0; j0 < T; j0 += kKeyTile) {
+    const int nk = std::min(kKeyTile, T - j0), nq = T - j0;  // queries j0 .. T see this tile
+    const float *qj = q + dm.q_at(b, j0, h), *doj = dout + dm.q_at(b, j0, h);
+    const float *kj = k + dm.kv_at(b, j0, kh), *vj = v + dm.kv_at(b, j0, kh);
+    gemm(false, true, nq, nk, HD, dm.scale, qj, dm.qs, kj, dm.kvs, 0.0f, w.P, kKeyTile);  // s_ij
+    gemm(false, true, nq, nk, HD, 1.0f, doj, dm.qs, vj, dm.kvs, 0.0f, w.dS, kKeyTile);    // dP_ij
+    for (int r = 0; r < nq; ++r) {
+      const int i = j0 + r, valid = std::min(nk, r + 1);  // causal: keys j <= i
+      const float lse_i = lse_bh[i], D_i = w.D[i], scale = dm.scale;
+      float *p = w.P + static_cast<long>(r) * kKeyTile,
+            *ds = w.dS + static_cast<long>(r) * kKeyTile;
+#pragma omp simd
+      for (int x = 0; x < valid; ++x) {
+        const float px = exp_nonpos(p[x] - lse_i);
+        p[x] = px;
+        ds[x] = px * (ds[x] - D_i) * scale;
+      }
+      std::fill(p + valid, p + nk, 0.0f);
+      std::fill(ds + valid, ds + nk, 0.0f);
+    }
+    gemm(true, false, nk, HD, nq, 1.0f, w.P, kKeyTile, doj, dm.qs, 0.0f, dv_h + j0 * ld, ld);
+    gemm(true, false, nk, HD, nq, 1.0f, w.dS, kKeyTile, qj, dm.qs, 0.0f, dk_h + j0 * ld, ld);
+    gemm(false, false, nq, HD, nk, 1.0f, w.dS, kKeyTile, kj, dm.kvs, j0 == 0 ? 0.0f : 1.0f,
+         dq + dm.q_at(b, j0, h), dm.qs);
+  }
 }
 
 }  // namespace
@@ -236,14 +189,17 @@ void backward_q_tile(float* dq, const float* dout, const float* out, const float
 void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v,
                        int B, int T, int NH, int NKV, int HD) {
   const Dims dm{B, T, NH, NKV, HD};
-#pragma omp parallel
+  const int tiles = (T + kQueryTile - 1) / kQueryTile;
+  const BlasSingleThreaded blas1;
+#pragma omp parallel num_threads(blas1.threads())
   {
-    Tiles w(HD);
+    std::vector<float> S(static_cast<size_t>(kQueryTile) * kKeyBlock);
     // Tiles outermost, costliest (last) first, so the dynamic schedule ends on short tasks.
 #pragma omp for collapse(3) schedule(dynamic)
-    for (int t = dm.tiles - 1; t >= 0; --t)
+    for (int t = tiles - 1; t >= 0; --t)
       for (int b = 0; b < B; ++b)
-        for (int h = 0; h < NH; ++h) forward_tile(out, lse, q, k, v, dm, b, h, t * kTile, w);
+        for (int h = 0; h < NH; ++h)
+          forward_tile(out, lse, q, k, v, dm, b, h, t * kQueryTile, S.data());
   }
 }
 
@@ -251,20 +207,40 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
                         const float* lse, const float* q, const float* k, const float* v, int B,
                         int T, int NH, int NKV, int HD) {
   const Dims dm{B, T, NH, NKV, HD};
-#pragma omp parallel
+  // Without sharing (NH == NKV) a head writes dk, dv in place; otherwise per query head, in
+  // scratch laid out like q, summed over each group below.
+  const bool shared = dm.group > 1;
+  std::vector<float> scratch(shared ? 2 * static_cast<size_t>(B) * T * dm.qs : 0);
+  float *dks = scratch.data(), *dvs = shared ? dks + static_cast<size_t>(B) * T * dm.qs : nullptr;
+  const BlasSingleThreaded blas1;
+#pragma omp parallel num_threads(blas1.threads())
   {
-    Tiles w(HD);
-    // Costliest tiles first, as in the forward: early key tiles see the most queries.
-#pragma omp for collapse(3) schedule(dynamic)
-    for (int t = 0; t < dm.tiles; ++t)
-      for (int b = 0; b < B; ++b)
-        for (int kh = 0; kh < NKV; ++kh)
-          backward_kv_tile(dk, dv, dout, out, lse, q, k, v, dm, b, kh, t * kTile, w);
-#pragma omp for collapse(3) schedule(dynamic)
-    for (int t = dm.tiles - 1; t >= 0; --t)
-      for (int b = 0; b < B; ++b)
-        for (int h = 0; h < NH; ++h)
-          backward_q_tile(dq, dout, out, lse, q, k, v, dm, b, h, t * kTile, w);
+    Strips w(T);
+#pragma omp for collapse(2) schedule(dynamic)
+    for (int b = 0; b < B; ++b)
+      for (int h = 0; h < NH; ++h) {
+        float* dk_h = shared ? dks + dm.q_at(b, 0, h) : dk + dm.kv_at(b, 0, h);
+        float* dv_h = shared ? dvs + dm.q_at(b, 0, h) : dv + dm.kv_at(b, 0, h);
+        backward_head(dq, dk_h, dv_h, shared ? dm.qs : dm.kvs, dout, out, lse, q, k, v, dm, b, h,
+                      w);
+      }
+    if (shared) {
+#pragma omp for collapse(2)
+      for (long bt = 0; bt < static_cast<long>(B) * T; ++bt)
+        for (int kh = 0; kh < NKV; ++kh) {
+          float *dkr = dk + bt * dm.kvs + kh * HD, *dvr = dv + bt * dm.kvs + kh * HD;
+          const float *sk = dks + bt * dm.qs + kh * dm.group * HD,
+                      *sv = dvs + bt * dm.qs + kh * dm.group * HD;
+          std::copy(sk, sk + HD, dkr);
+          std::copy(sv, sv + HD, dvr);
+          for (int g = 1; g < dm.group; ++g)
+#pragma omp simd
+            for (int d = 0; d < HD; ++d) {
+              dkr[d] += sk[g * HD + d];
+              dvr[d] += sv[g * HD + d];
+            }
+        }
+    }
   }
 }
 

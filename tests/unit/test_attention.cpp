@@ -1,5 +1,6 @@
 // Tiled attention against a naive double softmax(Q K^T / sqrt(HD) + causal mask) V, for GQA
-// groups of 1, 2 and 4 and lengths that are not powers of two and span several tiles.
+// groups of 1, 2 and 4 and lengths that are not powers of two and span several tiles (T = 600
+// spans three of the forward's key blocks, so the online softmax rescales).
 #include <cmath>
 #include <limits>
 #include <ostream>
@@ -150,7 +151,8 @@ INSTANTIATE_TEST_SUITE_P(Shapes, AttentionTest,
                          testing::Values(Shape{2, 37, 4, 2, 16, 1.0f}, Shape{1, 37, 4, 1, 16, 1.0f},
                                          Shape{1, 150, 4, 2, 32, 3.0f},
                                          Shape{1, 150, 4, 1, 8, 1.0f},
-                                         Shape{2, 130, 2, 2, 24, 2.0f}),
+                                         Shape{2, 130, 2, 2, 24, 2.0f},
+                                         Shape{1, 600, 4, 2, 16, 3.0f}),
                          name);
 
 // The analytic gradient of L = sum(r * out) against central differences of the double forward,
