@@ -60,7 +60,9 @@ struct Dims {
 // of threads of our own region is taken before (OpenBLAS's OpenMP build sets OpenMP's as well).
 class BlasSingleThreaded {
  public:
-  BlasSingleThreaded() : omp_(omp_get_max_threads()), blas_(openblas_get_num_threads()) {
+  // Inside someone else's parallel region OpenBLAS's settings are left alone (they are global).
+  BlasSingleThreaded()
+      : omp_(omp_get_max_threads()), blas_(omp_in_parallel() ? 1 : openblas_get_num_threads()) {
     if (blas_ > 1) openblas_set_num_threads(1);
   }
   ~BlasSingleThreaded() {
