@@ -5,8 +5,8 @@
 //   sft      a small Llama from random initialisation
 //   pairs    two sampled responses per prompt from the SFT model, judged by the oracle: Xwin-Pair
 //   rm       the reward model, from the SFT model
-//   sample   64 unique responses per prompt scored by the RM: the Xwin-Set (and one on held-out
-//            prompts for best-of-N)
+//   sample   64 unique responses per prompt scored by the RM: the Xwin-Set (and 64 independent
+//            draws on held-out prompts for best-of-N)
 //   rs       finetune the SFT model on each prompt's best response (+ the candidates ablation)
 //   dpo      DPO from the RS model on best-vs-rejected pairs of the Xwin-Set (+ rank ablation)
 //   eval     held-out oracle accuracy of every model, RM accuracy, best-of-N; report.md + plots
@@ -298,7 +298,7 @@ std::string ckpt(const Run& r, const std::string& stage) {
 // `temperature` (< 0: the deck's [sample] temperature).
 void sample(const Run& r, const std::string& prompts, const std::string& policy,
             const std::string& rm, int k, const std::string& out, uint64_t seed,
-            double temperature = -1) {
+            double temperature = -1, bool unique = true) {
   std::vector<std::string> a = {"sample",
                                 "--prompts",
                                 r.path("data/" + prompts + ".h5"),
@@ -316,6 +316,7 @@ void sample(const Run& r, const std::string& prompts, const std::string& policy,
                                 "2"};
   if (!rm.empty()) a.insert(a.end(), {"--rm", rm});
   if (temperature >= 0) a.insert(a.end(), {"--temperature", std::to_string(temperature)});
+  if (!unique) a.insert(a.end(), {"--unique", "false"});
   phase(r, a);
 }
 
@@ -409,7 +410,9 @@ void stage_sample(const Run& r) {
   const int K = r.get<int>("num_samples");
   const double t = r.get<double>("set_temperature");
   sample(r, "rl", ckpt(r, "sft"), ckpt(r, "rm"), K, r.path("xwin_set.h5"), seed * 7 + 2, t);
-  sample(r, "bon", ckpt(r, "sft"), ckpt(r, "rm"), K, r.path("bon_set.h5"), seed * 7 + 3, t);
+  // Best-of-N takes N independent draws, duplicates kept: a unique set over-weights the tail
+  // (at T = 0.5 the SFT model repeats itself: 64 distinct answers took ~190 draws a prompt).
+  sample(r, "bon", ckpt(r, "sft"), ckpt(r, "rm"), K, r.path("bon_set.h5"), seed * 7 + 3, t, false);
 }
 
 std::vector<int> rs_ablation(const Run& r) {
@@ -570,7 +573,8 @@ void report(const Run& r, const json& res) {
   md << "\n## Reward model\n\nHeld-out pairwise accuracy on oracle pairs: "
      << pct(res["rm"]["accuracy"]) << " (" << res["rm"]["pairs"] << " pairs, mean reward gap "
      << num(res["rm"]["mean_gap"]) << ").\n\n";
-  md << "## Best of N (SFT samples, RM picks; held-out prompts)\n\n| N | RM pick | any correct "
+  md << "## Best of N (N independent SFT samples, RM picks; held-out prompts)\n\n| N | RM pick | "
+        "any correct "
         "(oracle upper bound) |\n|---|---|---|\n";
   for (size_t j = 0; j < res["best_of_n"]["n"].size(); j++)
     md << "| " << res["best_of_n"]["n"][j] << " | " << pct(res["best_of_n"]["rm"][j]) << " | "

@@ -1,5 +1,6 @@
 // xwin sample: the Xwin-Set. For every prompt, draw --num_samples unique responses from the
-// policy (duplicates by token sequence are re-drawn up to a budget), score each with the reward
+// policy (duplicates by token sequence are re-drawn up to a budget; --unique false keeps them:
+// K independent draws, as best-of-N takes them), score each with the reward
 // model, and write prompt, K responses, RM scores, policy log-prob sums and lengths. Prompts go
 // in chunks; chunk c is drawn by data-parallel group c mod dp and written to OUT.parts/ as soon
 // as it is done, so a restarted run skips finished chunks; rank 0 merges the parts at the end.
@@ -34,11 +35,12 @@ struct SampledChunk {
   std::vector<float> scores, logp, lengths, duplicates;
 };
 
-// Unique responses for the prompts [p0, p1): rounds of generation until each prompt has K
-// distinct ones or has used its budget of draws. Sample ids are (prompt, attempt) pairs.
-static void draw_unique(Generator& gen, const TokenDataset& prompts, size_t p0, size_t p1, int K,
-                        int budget, std::vector<std::vector<GenOutput>>& out,
-                        std::vector<int>& dups) {
+// Responses for the prompts [p0, p1). unique: rounds of generation until each prompt has K
+// distinct ones or has used its budget of draws; otherwise K independent draws, duplicates kept
+// (best-of-N). Sample ids are (prompt, attempt) pairs.
+static void draw_responses(Generator& gen, const TokenDataset& prompts, size_t p0, size_t p1, int K,
+                           int budget, bool unique, std::vector<std::vector<GenOutput>>& out,
+                           std::vector<int>& dups) {
   const size_t n = p1 - p0;
   out.assign(n, {});
   dups.assign(n, 0);
@@ -63,10 +65,9 @@ static void draw_unique(Generator& gen, const TokenDataset& prompts, size_t p0, 
     gen.run(reqs, [&](size_t i, GenOutput&& o) { res[i] = std::move(o); });
     for (size_t j = 0; j < res.size(); j++) {  // request order: deterministic acceptance
       const size_t i = owner[j];
-      if ((int)out[i].size() < K && seen[i].insert(res[j].tokens).second)
-        out[i].push_back(std::move(res[j]));
-      else
-        dups[i]++;
+      const bool fresh = seen[i].insert(res[j].tokens).second;
+      if (!fresh) dups[i]++;  // re-drawn if unique, kept otherwise
+      if ((int)out[i].size() < K && (fresh || !unique)) out[i].push_back(std::move(res[j]));
     }
   }
   for (size_t i = 0; i < n; i++) {
@@ -76,10 +77,10 @@ static void draw_unique(Generator& gen, const TokenDataset& prompts, size_t p0, 
 }
 
 static SampledChunk sample_chunk(Generator& gen, Llama* rm, const TokenDataset& prompts, size_t p0,
-                                 size_t p1, int K, int budget, int score_batch) {
+                                 size_t p1, int K, int budget, bool unique, int score_batch) {
   std::vector<std::vector<GenOutput>> resp;
   std::vector<int> dups;
-  draw_unique(gen, prompts, p0, p1, K, budget, resp, dups);
+  draw_responses(gen, prompts, p0, p1, K, budget, unique, resp, dups);
   SampledChunk c;
   std::vector<PreferenceGroup> groups(p1 - p0);
   size_t longest = 0;
@@ -186,7 +187,8 @@ Phase phase_sample() {
   p.summary = "sample K unique responses per prompt and score them with the RM (the Xwin-Set)";
   p.details =
       "Writes the Xwin-Set: /prompt, /responses (P*K), /scores [P,K] (RM), /policy_logp [P,K]\n"
-      "(sum of the policy's log-probs), /lengths [P,K], /duplicates [P] (re-drawn duplicates).\n"
+      "(sum of the policy's log-probs), /lengths [P,K], /duplicates [P] (duplicate draws:\n"
+      "re-drawn, or kept with --unique false).\n"
       "Finished chunks live in OUT.parts/ until the merge, so a restart skips them.";
   p.add_options = [](po::options_description& d) {
     d.add_options()("prompts", po::value<std::string>(), "prompts dataset (required)")(
@@ -195,8 +197,10 @@ Phase phase_sample() {
         "reward model checkpoint (empty: responses are not scored, /scores holds zeros)")(
         "out", po::value<std::string>(), "Xwin-Set HDF5 file to write (required)")(
         "num_samples", po::value<int>()->default_value(64), "unique responses per prompt (K)")(
-        "draw_budget", po::value<int>()->default_value(0),
-        "draws allowed per prompt before duplicates are kept (0: 4 K)")(
+        "unique", po::value<bool>()->default_value(true, "true"),
+        "re-draw duplicate responses (false: K independent draws, duplicates kept, as for "
+        "best-of-N)")("draw_budget", po::value<int>()->default_value(0),
+                      "draws allowed per prompt before duplicates are kept (0: 4 K)")(
         "temperature", po::value<float>()->default_value(1.0f, "1"),
         "sampling temperature (0: greedy)")("top_p", po::value<float>()->default_value(1.0f, "1"),
                                             "nucleus sampling threshold")(
@@ -217,6 +221,7 @@ Phase phase_sample() {
     sp.top_k = vm["top_k"].as<int>(), sp.max_new_tokens = vm["max_new_tokens"].as<int>();
     sp.eos_id = vm["eos_id"].as<int>(), sp.seed = vm["seed"].as<uint64_t>();
     const int K = vm["num_samples"].as<int>(), chunk = vm["chunk"].as<int>();
+    const bool unique = vm["unique"].as<bool>();
     const int budget = vm["draw_budget"].as<int>() > 0 ? vm["draw_budget"].as<int>() : 4 * K;
     if (K <= 0 || chunk <= 0 || budget < K)
       throw UsageError("need --num_samples > 0, --chunk > 0 and --draw_budget >= num_samples");
@@ -250,7 +255,7 @@ Phase phase_sample() {
       // Finished before a restart: the group decides together (its ranks decode in lock step).
       if (allreduce_max(writer && fs::exists(part) ? 1 : 0, grid.mp)) continue;
       const size_t p0 = c * chunk, p1 = std::min(P, p0 + chunk);
-      SampledChunk sc = sample_chunk(gen, rm.get(), prompts.prompt, p0, p1, K, budget,
+      SampledChunk sc = sample_chunk(gen, rm.get(), prompts.prompt, p0, p1, K, budget, unique,
                                      vm["score_batch"].as<int>());
       if (writer) write_xwin_set(part, sc, K, prompts.info, MPI_COMM_SELF);
       done_here += p1 - p0;
@@ -272,8 +277,8 @@ Phase phase_sample() {
       for (float d : all.duplicates) dups += d;
       write_xwin_set(out, all, K, prompts.info, MPI_COMM_SELF);
       fs::remove_all(parts);
-      log0("sample: %zu prompts x %d responses -> %s (%.0f duplicate draws re-drawn)", P, K,
-           out.c_str(), dups);
+      log0("sample: %zu prompts x %d responses -> %s (%.0f duplicate draws %s)", P, K, out.c_str(),
+           dups, unique ? "re-drawn" : "kept");
     }
     barrier(grid.world);
     return 0;

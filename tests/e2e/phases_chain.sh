@@ -49,6 +49,8 @@ PY
 SAMPLE=(--prompts prompts.h5 --policy sft/final --rm rm/final --num_samples 8 --max_new_tokens 12
         --chunk 4 --batch 16 --temperature 1.2 --seed 5)
 "$XWIN" sample "${SAMPLE[@]}" --out set_full.h5
+# Best-of-N's draws: K independent ones, duplicates kept (same seed, so the same draw stream).
+"$XWIN" sample "${SAMPLE[@]}" --unique false --out set_iid.h5 >/dev/null
 # Killed after the first finished chunk, then restarted: no lost or duplicated work.
 "$XWIN" sample "${SAMPLE[@]}" --out set.h5 >sample1.log 2>&1 &
 pid=$!
@@ -101,6 +103,17 @@ with h5py.File("set.h5") as f, h5py.File("set_full.h5") as g:
         mine = resp[p * 8:(p + 1) * 8]
         assert len(set(mine)) == 8 or dups[p] > 0, p
     assert np.isfinite(f["scores"][...]).all() and (f["policy_logp"][...] <= 0).all()
+    with h5py.File("set_iid.h5") as h:
+        iid, idups, repeats = rows(h, "responses"), h["duplicates"][...], 0
+        for p in range(P):
+            draws = iid[p * 8:(p + 1) * 8]
+            first = list(dict.fromkeys(draws))  # distinct draws, in draw order
+            assert idups[p] == 8 - len(first), (p, idups[p], len(first))
+            # The unique set keeps the first round's distinct draws, then re-draws the rest.
+            assert resp[p * 8:p * 8 + len(first)] == first, f"unique set of prompt {p} is not the iid draws' distinct prefix"
+            repeats += 8 - len(first)
+        print(f"sample --unique false: {repeats} repeated draws kept over {P} prompts")
+        assert repeats > 0, "no prompt drew the same response twice: the test shows nothing"
     scores = f["scores"][...]
     prompts = rows(f, "prompt")
 with h5py.File("rs/rs_selected.h5") as s:
