@@ -249,7 +249,14 @@ void stage_prepare(const Run& r) {
   auto convert = [&](const char* kind, const std::string& in, const std::string& out) {
     std::vector<std::string> a = {"data", kind, "--in", r.path(in), "--out", r.path(out)};
     a.insert(a.end(), text.begin(), text.end());
-    phase(r, a);
+    try {
+      phase(r, a);
+    } catch (const Error& e) {
+      // `xwin data` names its own --max_seq_len; here the limit is the model's.
+      if (std::string(e.what()).find("max_seq_len") == std::string::npos) throw;
+      fail(e.what(), "\n  from xwin pipeline: raise --model.max_seq_len (rotary positions have no ",
+           "weights, so only the longest batch grows; the rerun keeps the tokenizer)");
+    }
   };
   convert("sft", "data/sft.jsonl", "data/sft.h5");
   convert("sft", "data/heldout_demos.jsonl", "data/heldout_demos.h5");

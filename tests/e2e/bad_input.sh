@@ -45,6 +45,15 @@ expect 2 "--noisy_share must be in \\[0, 1\\)" "$XWIN" pipeline --run_dir pl --n
 expect 2 "--set_temperature must be > 0" "$XWIN" pipeline --run_dir pl --set_temperature 0
 [ ! -e pl ] || { echo "FAIL: a refused pipeline wrote pl/"; failures=$((failures + 1)); }
 expect 1 "stage prepare has not finished in pl2" "$XWIN" pipeline --run_dir pl2 --stage rm
+# Demonstrations longer than the model's sequence limit: the error names the record and the
+# pipeline's own option, and the rerun with a longer limit finishes the stage.
+expect 1 "from xwin pipeline: raise --model.max_seq_len" \
+  "$XWIN" pipeline --run_dir pl3 --families format --n_sft 200 --model.max_seq_len 40 --stage prepare
+grep -qE "sft.jsonl:[0-9]+: the record has [0-9]+ tokens" err.txt ||
+  { echo "FAIL: the error does not name the record"; failures=$((failures + 1)); }
+"$XWIN" pipeline --run_dir pl3 --families format --n_sft 200 --model.max_seq_len 200 \
+  --stage prepare >out.txt 2>&1 && [ -e pl3/stages/prepare.done ] ||
+  { echo "FAIL: the prepare rerun with a longer max_seq_len:"; cat out.txt; failures=$((failures + 1)); }
 expect 1 "x.model: cannot load as a SentencePiece model" "$XWIN" eval --suite tasks --ckpt ck --tokenizer.model x.model --tasks none.jsonl
 printf '[nosuch]\nx = 1\n' >bad_section.ini
 expect 2 "bad_section.ini: unknown section \[nosuch\]" "$XWIN" init --config bad_section.ini
