@@ -223,9 +223,12 @@ void stage_prepare(const Run& r) {
     if (!noisy.empty())
       std::snprintf(share, sizeof share, ", %.0f%% in %s", 100 * noisy_share,
                     r.get<std::string>("noisy_families").c_str());
-    log0("pipeline: %d SFT demonstrations (%.0f%% %s%s), prompts for pairs %d, RL %d, held-out %d",
-         r.get<int>("n_sft"), 100 * noise, kind.c_str(), share, r.get<int>("n_pairs"),
-         r.get<int>("n_rl"), r.get<int>("n_eval"));
+    const std::string families = only.empty() ? "all families" : r.get<std::string>("families");
+    log0(
+        "pipeline: tasks of %s; %d SFT demonstrations (%.0f%% %s%s), prompts for pairs %d, "
+        "RL %d, held-out %d",
+        families.c_str(), r.get<int>("n_sft"), 100 * noise, kind.c_str(), share,
+        r.get<int>("n_pairs"), r.get<int>("n_rl"), r.get<int>("n_eval"));
   }
   barrier(r.grid.world);
   const std::string vocab = std::to_string(r.get<int>("model.vocab_size"));
@@ -655,7 +658,7 @@ Phase phase_pipeline() {
       "RUN_DIR/stages/NAME.done; rerunning resumes (delete the file to redo a stage). The\n"
       "phases take their options from the deck's own sections ([sft], [rm], [sample], [rs],\n"
       "[dpo], [train], [model], ...); the per-stage step counts and learning rates below\n"
-      "override [train]. The defaults are those of inputs/demo.ini.";
+      "override [train]. inputs/demo.ini holds the demo's values (families, n_bon, [model]).";
   p.groups = {Group::Model, Group::Train, Group::Template};
   p.add_options = [](po::options_description& d) {
     d.add_options()("run_dir", po::value<std::string>()->default_value("run/demo"),
@@ -664,7 +667,7 @@ Phase phase_pipeline() {
         "run only these stages (repeatable; earlier stages must be done); default: all")(
         "seed", po::value<uint64_t>()->default_value(1), "seed of the tasks and the sampling")(
         "families", po::value<std::string>()->default_value(""),
-        "task families to use, e.g. \"add sort\" (default: all)")(
+        "task families to use, e.g. \"add sort\" (default: all ten; the demo deck picks six)")(
         "n_sft", po::value<int>()->default_value(64000), "SFT demonstrations")(
         "sft_noise", po::value<double>()->default_value(0.3, "0.3"),
         "share of SFT demonstrations that are bad (see sft_noise_kind)")(
