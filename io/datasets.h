@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "core/error.h"
 #include "io/h5.h"
 #include "io/tokens.h"
 
@@ -36,6 +37,12 @@ inline constexpr const char* kSchemaXwinSet = "xwin.xwin_set";
 enum class Overlong { Drop, Truncate, Error };
 Overlong overlong_from_string(const std::string& s);  // "drop", "truncate", "error"
 const char* overlong_name(Overlong o);
+// A record longer than max_seq_len under Overlong::Error: its own type, so that a caller which
+// chose the limit (xwin pipeline: model.max_seq_len) can name its own option.
+class OverlongRecord : public Error {
+ public:
+  using Error::Error;
+};
 
 struct DatasetInfo {
   std::string schema;

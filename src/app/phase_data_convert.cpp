@@ -36,9 +36,10 @@ enum class Fate { Kept, Truncated, Dropped, Skipped };
 template <typename Cut>
 Fate fit(size_t len, const Options& o, Cut cut) {
   if ((int64_t)len <= o.max_seq_len) return Fate::Kept;
-  require(o.overlong != Overlong::Error, "the record has ", len, " tokens, more than ",
-          "max_seq_len = ", o.max_seq_len, "; raise --max_seq_len or pass --overlong drop ",
-          "(or truncate)");
+  if (o.overlong == Overlong::Error)
+    throw OverlongRecord("the record has " + std::to_string(len) + " tokens, more than " +
+                         "max_seq_len = " + std::to_string(o.max_seq_len) +
+                         "; raise --max_seq_len or pass --overlong drop (or truncate)");
   if (o.overlong == Overlong::Drop) return Fate::Dropped;
   return cut() ? Fate::Truncated : Fate::Dropped;
 }
@@ -229,6 +230,8 @@ void convert_share(const JsonShare& in, Builder& b, int64_t counts[4], Timing& t
       counts[(int)b.add(rec)]++;
     } catch (const json::exception& e) {
       fail(in.where(i), ": ", e.what());
+    } catch (const OverlongRecord& e) {
+      throw OverlongRecord(in.where(i) + ": " + e.what());
     } catch (const Error& e) {
       fail(in.where(i), ": ", e.what());
     }

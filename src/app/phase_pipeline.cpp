@@ -254,9 +254,8 @@ void stage_prepare(const Run& r) {
     a.insert(a.end(), text.begin(), text.end());
     try {
       phase(r, a);
-    } catch (const Error& e) {
+    } catch (const OverlongRecord& e) {
       // `xwin data` names its own --max_seq_len; here the limit is the model's.
-      if (std::string(e.what()).find("max_seq_len") == std::string::npos) throw;
       fail(e.what(), "\n  from xwin pipeline: raise --model.max_seq_len (rotary positions have no ",
            "weights, so only the longest batch grows; the rerun keeps the tokenizer)");
     }
