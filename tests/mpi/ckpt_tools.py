@@ -45,8 +45,10 @@ def rel(a, b):
     return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-30))
 
 
-def compare_runs(got_dir, want_dir, steps, tol, weights=True):
-    """Messages for every loss (steps) and final tensor of got_dir beyond tol of want_dir."""
+def compare_runs(got_dir, want_dir, steps, tol, weights=True, wtol=None):
+    """Messages for every loss (steps) beyond tol and every final tensor beyond wtol (tol when
+    None) of want_dir."""
+    wtol = tol if wtol is None else wtol
     bad = []
     got, want = losses(got_dir), losses(want_dir)
     worst = 0.0
@@ -67,8 +69,8 @@ def compare_runs(got_dir, want_dir, steps, tol, weights=True):
         for key in sorted(set(a) & set(b)):
             r = rel(a[key], b[key])
             wworst = max(wworst, r)
-            if r > tol:
-                bad.append(f"{got_dir}: final {key} differs (rel {r:.2e})")
+            if r > wtol:
+                bad.append(f"{got_dir}: final {key} differs (rel {r:.2e} > {wtol})")
     print(f"{got_dir}: worst loss rel {worst:.2e}, worst tensor rel {wworst:.2e}")
     return bad
 

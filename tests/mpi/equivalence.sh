@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Parallel equivalence (DESIGN.md invariant 1): from the same initial weights, 5 SFT steps under
 # each layout (dp,tp,pp) in {(2,1,1), (1,2,1), (1,1,2), (2,2,1), (2,1,2), (1,2,2)} give per-step
-# losses and final weights and AdamW moments within TOL (relative) of one rank.
+# losses within TOL and final weights and AdamW moments within WTOL (relative) of one rank.
 # Losses: |a-b|/|b| per step. Tensors: ||a-b|| / ||b|| per tensor (Frobenius; element-wise
-# maxima are dominated by AdamW's m/sqrt(v) on elements whose gradient is near eps).
+# maxima are dominated by AdamW's m/sqrt(v) on elements whose gradient is near eps). Why the
+# tensors get a wider bound than the losses: tests/mpi/common.sh.
 # Usage: equivalence.sh XWIN WORKDIR untied|tied
 #   untied: GQA 4 query / 2 KV heads (KV heads split under tp=2), separate LM head;
 #   tied:   4 query / 1 KV head (the KV head replicated under tp=2), tied embeddings.
 set -euo pipefail
 XWIN=$1 WORK=$2 CASE=$3
-TOL=1e-5
+TOL=1e-5 WTOL=1e-4
 HERE=$(cd "$(dirname "$0")" && pwd)
 rm -rf "$WORK" && mkdir -p "$WORK" && cd "$WORK"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
@@ -31,14 +32,14 @@ for layout in "2 1 1" "1 2 1" "1 1 2" "2 2 1" "2 1 2" "1 2 2"; do
   mpiexec -n $((dp * tp * pp)) "$XWIN" sft "${ARGS[@]}" --parallel.dp $dp --parallel.tp $tp \
     --parallel.pp $pp --out $name >$name.log 2>&1 || { echo "FAIL: $name"; cat $name.log; exit 1; }
 done
-/usr/bin/python3 - "$HERE" $TOL <<'PY'
+/usr/bin/python3 - "$HERE" $TOL $WTOL <<'PY'
 import sys
 sys.path.insert(0, sys.argv[1])
 import ckpt_tools as ct
-tol = float(sys.argv[2])
+tol, wtol = float(sys.argv[2]), float(sys.argv[3])
 bad = []
 for layout in ["2-1-1", "1-2-1", "1-1-2", "2-2-1", "2-1-2", "1-2-2"]:
-    bad += ct.compare_runs(f"run-{layout}", "run-1-1-1", range(1, 6), tol)
+    bad += ct.compare_runs(f"run-{layout}", "run-1-1-1", range(1, 6), tol, wtol=wtol)
 for b in bad:
     print("FAIL:", b)
 sys.exit(1 if bad else 0)
