@@ -8,6 +8,24 @@
 set -euo pipefail
 XWIN=$1 WORK=$2
 rm -rf "$WORK" && mkdir -p "$WORK" && cd "$WORK"
+# interrupt READY DONE CMD...: runs CMD in the background and kills it with SIGKILL as soon as
+# the shell test READY holds; succeeds only if the run was cut short there (READY holds and
+# DONE was not written).
+interrupt() {
+  local ready=$1 done=$2
+  shift 2
+  "$@" &
+  local pid=$! i
+  for ((i = 0; i < 6000; i++)); do
+    eval "$ready" >/dev/null 2>&1 && break
+    [ -e "$done" ] && break
+    kill -0 $pid 2>/dev/null || break
+    sleep 0.005
+  done
+  kill -KILL $pid 2>/dev/null || true
+  wait $pid 2>/dev/null || true
+  eval "$ready" >/dev/null 2>&1 && [ ! -e "$done" ]
+}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 MODEL=(--model.vocab_size 12 --model.d_model 64 --model.n_layers 2 --model.n_heads 4
        --model.n_kv_heads 2 --model.d_ff 128 --model.max_seq_len 24)
@@ -47,24 +65,31 @@ PY
   --train.warmup_steps 10 --eval_every 50 --train.log_every 50
 
 SAMPLE=(--prompts prompts.h5 --policy sft/final --rm rm/final --num_samples 8 --max_new_tokens 12
-        --chunk 4 --batch 16 --temperature 1.2 --seed 5)
-"$XWIN" sample "${SAMPLE[@]}" --out set_full.h5
+        --batch 16 --temperature 1.2 --seed 5)
+"$XWIN" sample "${SAMPLE[@]}" --chunk 4 --out set_full.h5
 # Best-of-N's draws: K independent ones, duplicates kept (same seed, so the same draw stream).
-"$XWIN" sample "${SAMPLE[@]}" --unique false --out set_iid.h5 >/dev/null
-# Killed after the first finished chunk, then restarted: no lost or duplicated work.
-"$XWIN" sample "${SAMPLE[@]}" --out set.h5 >sample1.log 2>&1 &
-pid=$!
-for _ in $(seq 1 600); do ls set.h5.parts/part-*.h5 >/dev/null 2>&1 && break; sleep 0.05; done
-kill -KILL $pid; wait $pid 2>/dev/null || true
+"$XWIN" sample "${SAMPLE[@]}" --chunk 4 --unique false --out set_iid.h5 >/dev/null
+# Killed after a finished part, then restarted: no lost or duplicated work (the same as the
+# uninterrupted set_c1). One prompt per part (--chunk 1) keeps the run going long enough after its
+# first part to be cut short; a run that still finishes first is retried. Parts do not change the
+# responses; the RM scores them in batches padded to the batch's longest, so scores and log-probs
+# agree with --chunk 4's to rounding.
+"$XWIN" sample "${SAMPLE[@]}" --chunk 1 --out set_c1.h5 >/dev/null
+for try in 1 2 3 4 5; do
+  rm -rf set.h5 set.h5.parts
+  interrupt 'compgen -G "set.h5.parts/part-*.h5"' set.h5 \
+    "$XWIN" sample "${SAMPLE[@]}" --chunk 1 --out set.h5 >sample1.log 2>&1 && break
+  ((try < 5)) || { echo "FAIL: xwin sample finished 5 times before it could be killed"; exit 1; }
+done
 parts_before=$(ls set.h5.parts | grep -c '^part-.*\.h5$' || true)
-"$XWIN" sample "${SAMPLE[@]}" --out set.h5 >sample2.log
+"$XWIN" sample "${SAMPLE[@]}" --chunk 1 --out set.h5 >sample2.log
 echo "sample: restarted with $parts_before finished part(s)"
 # Prompts are sharded over data-parallel ranks; every sample depends only on (seed, prompt,
 # attempt), so 2 ranks write the same Xwin-Set as 1 at the same thread count. (Across thread
 # counts the float rounding differs, and a rounding difference can flip a sampled token.)
-OMP_NUM_THREADS=1 "$XWIN" sample "${SAMPLE[@]}" --out set_t1.h5 >/dev/null
+OMP_NUM_THREADS=1 "$XWIN" sample "${SAMPLE[@]}" --chunk 4 --out set_t1.h5 >/dev/null
 OMP_NUM_THREADS=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 \
-  OMPI_MCA_rmaps_base_oversubscribe=1 mpiexec -n 2 "$XWIN" sample "${SAMPLE[@]}" --out set_np2.h5 >/dev/null
+  OMPI_MCA_rmaps_base_oversubscribe=1 mpiexec -n 2 "$XWIN" sample "${SAMPLE[@]}" --chunk 4 --out set_np2.h5 >/dev/null
 
 "$XWIN" rs --data set.h5 --init sft/final --out rs --train.steps 30 --train.batch_size 8 \
   --train.micro_batch_size 8 --train.lr 1e-3 --train.warmup_steps 5 --train.log_every 10
@@ -72,10 +97,12 @@ OMP_NUM_THREADS=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 \
 DPO=(--data set.h5 --init sft/final --train.steps 30 --train.batch_size 8 --train.micro_batch_size 4
      --train.lr 5e-4 --train.warmup_steps 5 --eval_every 10 --eval_every_nth 6 --save-every 5)
 "$XWIN" dpo "${DPO[@]}" --out dpo_full >/dev/null
-"$XWIN" dpo "${DPO[@]}" --out dpo >dpo1.log 2>&1 &
-pid=$!
-for _ in $(seq 1 600); do [ -f dpo/ckpt/latest ] && [ "$(grep -c '"loss"' dpo/metrics.jsonl 2>/dev/null)" -ge 12 ] && break; sleep 0.05; done
-kill -KILL $pid; wait $pid 2>/dev/null || true
+for try in 1 2 3 4 5; do
+  rm -rf dpo
+  interrupt '[ -f dpo/ckpt/latest ] && [ "$(grep -c "\"loss\"" dpo/metrics.jsonl)" -ge 12 ]' dpo/final \
+    "$XWIN" dpo "${DPO[@]}" --out dpo >dpo1.log 2>&1 && break
+  ((try < 5)) || { echo "FAIL: xwin dpo finished 5 times before it could be killed"; exit 1; }
+done
 "$XWIN" dpo "${DPO[@]}" --out dpo >dpo2.log
 grep -q "dpo: .* pairs with stored reference log-probs" dpo2.log
 grep -q "resumed from" dpo2.log
@@ -88,7 +115,7 @@ assert ev[-1]["accuracy"] >= 0.8, "reward model did not learn correct-vs-corrupt
 def rows(f, g):
     t, o = f[f"{g}/tokens"][...], f[f"{g}/offsets"][...]
     return [tuple(t[o[i]:o[i+1]]) for i in range(len(o) - 1)]
-with h5py.File("set.h5") as f, h5py.File("set_full.h5") as g:
+with h5py.File("set.h5") as f, h5py.File("set_c1.h5") as g, h5py.File("set_full.h5") as c4:
     assert f.attrs["schema"] == "xwin.xwin_set" and f.attrs["K"] == 8
     P = len(f["prompt/offsets"]) - 1
     assert P == 24 and f["scores"].shape == (24, 8) and f["policy_logp"].shape == (24, 8)
@@ -96,6 +123,10 @@ with h5py.File("set.h5") as f, h5py.File("set_full.h5") as g:
              "duplicates")
     for name in names:
         assert np.array_equal(f[name][...], g[name][...]), f"restarted sample differs in {name}"
+        if name in ("scores", "policy_logp"):
+            assert np.allclose(g[name][...], c4[name][...], rtol=1e-5, atol=1e-5), name
+        else:
+            assert np.array_equal(g[name][...], c4[name][...]), f"--chunk 1 differs in {name}"
     with h5py.File("set_np2.h5") as h, h5py.File("set_t1.h5") as t1:
         for name in names:
             assert np.array_equal(h[name][...], t1[name][...]), f"2-rank sample differs in {name}"
