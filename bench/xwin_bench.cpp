@@ -29,6 +29,7 @@
 #include "io/tokens.h"
 #include "kernels/cpu/adamw.h"
 #include "kernels/cpu/attention.h"
+#include "kernels/cpu/blas.h"
 #include "kernels/cpu/embedding.h"
 #include "kernels/cpu/rmsnorm.h"
 #include "kernels/cpu/rope.h"
@@ -228,17 +229,15 @@ nlohmann::json phase_breakdown(const Args& a, xwin::Llama& model, const xwin::Lm
   std::vector<float> X((size_t)N * big), Y((size_t)N * big), Wt(big * big), dWt(big * big);
   fill_random(X, 4), fill_random(Y, 5, 0.01f), fill_random(Wt, 6, 0.05f);
   std::fill(dWt.begin(), dWt.end(), 0.f);
+  // The step's threading: sgemm_rows (kernels/cpu/blas.h), as matmul_forward / _backward.
   auto nt = [&](int M, int IC, int OC) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, OC, IC, 1.0f, X.data(), IC, Wt.data(),
-                IC, 0.0f, Y.data(), OC);
+    cpu::sgemm_rows(false, true, M, OC, IC, 1.0f, X.data(), IC, Wt.data(), IC, 0.0f, Y.data(), OC);
   };
   auto nn = [&](int M, int IC, int OC) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, IC, OC, 1.0f, Y.data(), OC, Wt.data(),
-                IC, 1.0f, X.data(), IC);
+    cpu::sgemm_rows(false, false, M, IC, OC, 1.0f, Y.data(), OC, Wt.data(), IC, 1.0f, X.data(), IC);
   };
   auto tn = [&](int M, int IC, int OC) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, IC, M, 1.0f, Y.data(), OC, X.data(),
-                IC, 1.0f, dWt.data(), IC);
+    cpu::sgemm_rows(true, false, OC, IC, M, 1.0f, Y.data(), OC, X.data(), IC, 1.0f, dWt.data(), IC);
   };
   j["sgemm_layers_fwd"] = time_median(reps, [&] {
     for (int l = 0; l < a.layers; l++)
@@ -257,12 +256,12 @@ nlohmann::json phase_breakdown(const Args& a, xwin::Llama& model, const xwin::Lm
     j["sgemm_lm_head"] = time_median(reps, [&] {
       for (int r0 = 0; r0 < rows; r0 += chunk) {
         const int M = std::min(chunk, rows - r0);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, V, C, 1.0f, xb.data(), C, Wh.data(),
-                    C, 0.0f, logits.data(), V);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, C, V, 1.0f, logits.data(), V,
-                    Wh.data(), C, 0.0f, dxb.data(), C);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, C, M, 1.0f, logits.data(), V,
-                    xb.data(), C, 1.0f, dWh.data(), C);
+        cpu::sgemm_rows(false, true, M, V, C, 1.0f, xb.data(), C, Wh.data(), C, 0.0f, logits.data(),
+                        V);
+        cpu::sgemm_rows(false, false, M, C, V, 1.0f, logits.data(), V, Wh.data(), C, 0.0f,
+                        dxb.data(), C);
+        cpu::sgemm_rows(true, false, V, C, M, 1.0f, logits.data(), V, xb.data(), C, 1.0f,
+                        dWh.data(), C);
       }
     });
   }

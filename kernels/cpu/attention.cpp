@@ -16,11 +16,10 @@
 // [T, 64] per thread: O(T) memory.
 //
 // sgemm is called inside the OpenMP region, with OpenBLAS set to one thread meanwhile
-// (BlasSingleThreaded); its products run near the GEMM rate, where the hand-written tile loops
-// this replaced reached a fifth of it.
+// (BlasSingleThreaded, kernels/cpu/blas.h); its products run near the GEMM rate, where the
+// hand-written tile loops this replaced reached a fifth of it.
 #include "kernels/cpu/attention.h"
 
-#include <cblas.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -28,11 +27,8 @@
 #include <limits>
 #include <vector>
 
+#include "kernels/cpu/blas.h"
 #include "kernels/cpu/vexp.h"
-
-// OpenBLAS extensions (Debian's cblas.h does not declare them).
-extern "C" void openblas_set_num_threads(int);
-extern "C" int openblas_get_num_threads(void);
 
 namespace xwin::cpu {
 namespace {
@@ -54,37 +50,6 @@ struct Dims {
   }
 };
 
-// OpenBLAS single-threaded for the guard's lifetime, restored after. Debian's OpenBLAS 0.3.21
-// does not notice it is called from inside an OpenMP region: it takes its threaded path, whose
-// callers spin on one shared buffer, and ran 5-10x slower than one thread per call. The number
-// of threads of our own region is taken before (OpenBLAS's OpenMP build sets OpenMP's as well).
-class BlasSingleThreaded {
- public:
-  // Inside someone else's parallel region OpenBLAS's settings are left alone (they are global).
-  BlasSingleThreaded()
-      : omp_(omp_get_max_threads()), blas_(omp_in_parallel() ? 1 : openblas_get_num_threads()) {
-    if (blas_ > 1) openblas_set_num_threads(1);
-  }
-  ~BlasSingleThreaded() {
-    if (blas_ > 1) openblas_set_num_threads(blas_);
-    omp_set_num_threads(omp_);
-  }
-  BlasSingleThreaded(const BlasSingleThreaded&) = delete;
-  BlasSingleThreaded& operator=(const BlasSingleThreaded&) = delete;
-  int threads() const { return omp_; }
-
- private:
-  int omp_, blas_;
-};
-
-// C[M, N] = alpha op(A) op(B) + beta C, row-major.
-inline void gemm(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, long lda,
-                 const float* B, long ldb, float beta, float* C, long ldc) {
-  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N,
-              K, alpha, A, static_cast<int>(lda), B, static_cast<int>(ldb), beta, C,
-              static_cast<int>(ldc));
-}
-
 // One query tile (rows i0 .. i0+n) of head h: out rows and lse. S is [kQueryTile][kKeyBlock].
 void forward_tile(float* out, float* lse, const float* q, const float* k, const float* v,
                   const Dims& dm, int b, int h, int i0, float* S) {
@@ -97,8 +62,8 @@ void forward_tile(float* out, float* lse, const float* q, const float* k, const 
   float* oi = out + dm.q_at(b, i0, h);
   for (int j0 = 0; j0 < kend; j0 += kKeyBlock) {
     const int nk = std::min(kKeyBlock, kend - j0);
-    gemm(false, true, n, nk, HD, dm.scale, qi, dm.qs, k + dm.kv_at(b, j0, kh), dm.kvs, 0.0f, S,
-         kKeyBlock);  // scaled scores
+    sgemm(false, true, n, nk, HD, dm.scale, qi, dm.qs, k + dm.kv_at(b, j0, kh), dm.kvs, 0.0f, S,
+          kKeyBlock);  // scaled scores
     for (int r = 0; r < n; ++r) {
       float* s = S + static_cast<long>(r) * kKeyBlock;
       const int valid = std::clamp(i0 + r + 1 - j0, 0, nk);  // causal: keys j <= i
@@ -121,8 +86,8 @@ void forward_tile(float* out, float* lse, const float* q, const float* k, const 
         for (int d = 0; d < HD; ++d) o[d] *= c;
       }
     }
-    gemm(false, false, n, HD, nk, 1.0f, S, kKeyBlock, v + dm.kv_at(b, j0, kh), dm.kvs,
-         j0 == 0 ? 0.0f : 1.0f, oi, dm.qs);
+    sgemm(false, false, n, HD, nk, 1.0f, S, kKeyBlock, v + dm.kv_at(b, j0, kh), dm.kvs,
+          j0 == 0 ? 0.0f : 1.0f, oi, dm.qs);
   }
   float* lse_i = lse + (static_cast<long>(b) * dm.NH + h) * dm.T + i0;
   for (int r = 0; r < n; ++r) {
@@ -163,8 +128,8 @@ void backward_head(float* dq, float* dk_h, float* dv_h, long ld, const float* do
     const int nk = std::min(kKeyTile, T - j0), nq = T - j0;  // queries j0 .. T see this tile
     const float *qj = q + dm.q_at(b, j0, h), *doj = dout + dm.q_at(b, j0, h);
     const float *kj = k + dm.kv_at(b, j0, kh), *vj = v + dm.kv_at(b, j0, kh);
-    gemm(false, true, nq, nk, HD, dm.scale, qj, dm.qs, kj, dm.kvs, 0.0f, w.P, kKeyTile);  // s_ij
-    gemm(false, true, nq, nk, HD, 1.0f, doj, dm.qs, vj, dm.kvs, 0.0f, w.dS, kKeyTile);    // dP_ij
+    sgemm(false, true, nq, nk, HD, dm.scale, qj, dm.qs, kj, dm.kvs, 0.0f, w.P, kKeyTile);  // s_ij
+    sgemm(false, true, nq, nk, HD, 1.0f, doj, dm.qs, vj, dm.kvs, 0.0f, w.dS, kKeyTile);    // dP_ij
     for (int r = 0; r < nq; ++r) {
       const int i = j0 + r, valid = std::min(nk, r + 1);  // causal: keys j <= i
       const float lse_i = lse_bh[i], D_i = w.D[i], scale = dm.scale;
@@ -179,10 +144,10 @@ void backward_head(float* dq, float* dk_h, float* dv_h, long ld, const float* do
       std::fill(p + valid, p + nk, 0.0f);
       std::fill(ds + valid, ds + nk, 0.0f);
     }
-    gemm(true, false, nk, HD, nq, 1.0f, w.P, kKeyTile, doj, dm.qs, 0.0f, dv_h + j0 * ld, ld);
-    gemm(true, false, nk, HD, nq, 1.0f, w.dS, kKeyTile, qj, dm.qs, 0.0f, dk_h + j0 * ld, ld);
-    gemm(false, false, nq, HD, nk, 1.0f, w.dS, kKeyTile, kj, dm.kvs, j0 == 0 ? 0.0f : 1.0f,
-         dq + dm.q_at(b, j0, h), dm.qs);
+    sgemm(true, false, nk, HD, nq, 1.0f, w.P, kKeyTile, doj, dm.qs, 0.0f, dv_h + j0 * ld, ld);
+    sgemm(true, false, nk, HD, nq, 1.0f, w.dS, kKeyTile, qj, dm.qs, 0.0f, dk_h + j0 * ld, ld);
+    sgemm(false, false, nq, HD, nk, 1.0f, w.dS, kKeyTile, kj, dm.kvs, j0 == 0 ? 0.0f : 1.0f,
+          dq + dm.q_at(b, j0, h), dm.qs);
   }
 }
 

@@ -5,13 +5,12 @@
 // dW += dlogits^T x (two more sgemms). Row losses are summed in order for determinism.
 #include "kernels/cpu/crossentropy.h"
 
-#include <cblas.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <vector>
 
+#include "kernels/cpu/matmul.h"
 #include "kernels/cpu/vexp.h"
 
 namespace xwin::cpu {
@@ -33,13 +32,13 @@ double lm_head_ce(const LmHeadCE& a) {
     for (int i = 0; i < M; i++)
       std::memcpy(&xbuf[(size_t)i * C], a.x + (size_t)rows[r0 + i] * C, sizeof(float) * C);
     float* logits = a.scratch;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, V, C, 1.0f, xbuf.data(), C, a.W, C,
-                0.0f, logits, V);
+    matmul_forward(logits, xbuf.data(), a.W, M, C, V);
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < M; i++) {
       const int n = rows[r0 + i];
       float* l = logits + (size_t)i * V;
       float mx = l[0];
+#pragma omp simd reduction(max : mx)
       for (int v = 1; v < V; v++) mx = std::max(mx, l[v]);
       double sum = 0.0;
 #pragma omp simd reduction(+ : sum)
@@ -56,15 +55,12 @@ double lm_head_ce(const LmHeadCE& a) {
       }
     }
     if (!grad) continue;
-    if (a.dx) {
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, C, V, 1.0f, logits, V, a.W, C, 0.0f,
-                  dxbuf.data(), C);
+    // dx = dlogits W into the chunk's buffer (zeroed: matmul_backward adds), dW += dlogits^T x.
+    if (a.dx) std::fill_n(dxbuf.data(), (size_t)M * C, 0.f);
+    matmul_backward(a.dx ? dxbuf.data() : nullptr, a.dW, logits, xbuf.data(), a.W, M, C, V);
+    if (a.dx)
       for (int i = 0; i < M; i++)
         std::memcpy(a.dx + (size_t)rows[r0 + i] * C, &dxbuf[(size_t)i * C], sizeof(float) * C);
-    }
-    if (a.dW)
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, C, M, 1.0f, logits, V, xbuf.data(), C,
-                  1.0f, a.dW, C);
   }
   double loss = 0.0;
   for (double l : row_loss) loss += l;

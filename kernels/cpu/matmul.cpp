@@ -1,5 +1,6 @@
-// Linear layers as three sgemm calls on row-major data. OpenBLAS runs its own thread pool; we
-// call it from outside OpenMP regions only.
+// Linear layers as three sgemm calls on row-major data, threaded by splitting the rows of the
+// result (sgemm_rows, kernels/cpu/blas.h): of out and dinp the N token rows, of dweight its OC
+// rows.
 //
 // The packed forward: a tile is RB rows x one panel of 16 outputs, its 2 * RB accumulators in
 // registers (RB = 6: 12 accumulators, 2 weight vectors and a broadcast input fill the 16 ymm
@@ -8,9 +9,9 @@
 // them; the weights then stream from memory once per block (once per call when decoding).
 #include "kernels/cpu/matmul.h"
 
-#include <cblas.h>
-
 #include <algorithm>
+
+#include "kernels/cpu/blas.h"
 
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
@@ -20,23 +21,17 @@
 namespace xwin::cpu {
 
 void matmul_forward(float* out, const float* inp, const float* weight, int N, int IC, int OC) {
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, IC, 1.0f, inp, IC, weight, IC, 0.0f,
-              out, OC);
+  sgemm_rows(false, true, N, OC, IC, 1.0f, inp, IC, weight, IC, 0.0f, out, OC);
 }
 
 void matmul_forward_acc(float* out, const float* inp, const float* weight, int N, int IC, int OC) {
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, IC, 1.0f, inp, IC, weight, IC, 1.0f,
-              out, OC);
+  sgemm_rows(false, true, N, OC, IC, 1.0f, inp, IC, weight, IC, 1.0f, out, OC);
 }
 
 void matmul_backward(float* dinp, float* dweight, const float* dout, const float* inp,
                      const float* weight, int N, int IC, int OC) {
-  if (dinp)
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, IC, OC, 1.0f, dout, OC, weight, IC,
-                1.0f, dinp, IC);
-  if (dweight)
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, IC, N, 1.0f, dout, OC, inp, IC, 1.0f,
-                dweight, IC);
+  if (dinp) sgemm_rows(false, false, N, IC, OC, 1.0f, dout, OC, weight, IC, 1.0f, dinp, IC);
+  if (dweight) sgemm_rows(true, false, OC, IC, N, 1.0f, dout, OC, inp, IC, 1.0f, dweight, IC);
 }
 
 namespace {

@@ -1,5 +1,5 @@
 // Linear layer without bias, PyTorch/HF weight layout: out[N, OC] = inp[N, IC] @ weight[OC, IC]^T.
-// All three products go through OpenBLAS cblas_sgemm.
+// All three products go through OpenBLAS sgemm, threaded by rows (sgemm_rows, kernels/cpu/blas.h).
 //
 // Inference (KV-cache decoding) also has its own forward on weights packed once: panels of 16
 // output channels, [ceil(OC / 16)][IC][16] (zero-padded), so that a register kernel reads each
