@@ -29,9 +29,8 @@ class BlasSingleThreaded {
 void sgemm(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, long lda,
            const float* B, long ldb, float beta, float* C, long ldc);
 
-// As sgemm, with C's rows in
-// one block per OpenMP thread (blocks of at least 64 rows; a multiple of 16). Inside a parallel
-// region, or when the rows make one block, one plain sgemm.
+// As sgemm, with C's rows in one block per OpenMP thread (blocks of at least 64 rows, a multiple
+// of 16). Inside a parallel region, or when the rows make one block, one plain sgemm.
 void sgemm_rows(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, long lda,
                 const float* B, long ldb, float beta, float* C, long ldc);
 

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <vector>
 
+#include "kernels/cpu/blas.h"
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/vexp.h"
 
@@ -55,16 +56,22 @@ double lm_head_ce(const LmHeadCE& a) {
       }
     }
     if (!grad) continue;
-    // dx = dlogits W into the chunk's buffer (zeroed: matmul_backward adds), dW += dlogits^T x.
-    if (a.dx) std::fill_n(dxbuf.data(), (size_t)M * C, 0.f);
-    matmul_backward(a.dx ? dxbuf.data() : nullptr, a.dW, logits, xbuf.data(), a.W, M, C, V);
-    if (a.dx)
-      for (int i = 0; i < M; i++)
-        std::memcpy(a.dx + (size_t)rows[r0 + i] * C, &dxbuf[(size_t)i * C], sizeof(float) * C);
+    lm_head_chunk_backward(a, &rows[r0], M, logits, xbuf.data(), dxbuf.data());
   }
   double loss = 0.0;
   for (double l : row_loss) loss += l;
   return loss;
+}
+
+void lm_head_chunk_backward(const LmHeadCE& a, const int* rows, int M, const float* dlogits,
+                            const float* x, float* dxbuf) {
+  const int C = a.C, V = a.V;
+  if (a.dx) {
+    sgemm_rows(false, false, M, C, V, 1.0f, dlogits, V, a.W, C, 0.0f, dxbuf, C);
+    for (int i = 0; i < M; i++)
+      std::memcpy(a.dx + (size_t)rows[i] * C, dxbuf + (size_t)i * C, sizeof(float) * C);
+  }
+  if (a.dW) matmul_backward(nullptr, a.dW, dlogits, x, a.W, M, C, V);
 }
 
 }  // namespace xwin::cpu

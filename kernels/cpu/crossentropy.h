@@ -21,4 +21,10 @@ struct LmHeadCE {
 // Returns sum_n weights[n] * -log softmax(x_n W^T)[targets[n]], and fills the optional outputs.
 double lm_head_ce(const LmHeadCE& a);
 
+// One chunk's backward, shared with the vocabulary-parallel version: for the M gathered rows
+// (x, their positions rows[0..M)) and their dlogits [M, V], a.dx's rows = dlogits W (through
+// dxbuf [M, C]) and a.dW += dlogits^T x; each skipped when null.
+void lm_head_chunk_backward(const LmHeadCE& a, const int* rows, int M, const float* dlogits,
+                            const float* x, float* dxbuf);
+
 }  // namespace xwin::cpu

@@ -94,12 +94,7 @@ double lm_head_ce_vocab_parallel(const LmHeadCE& a, const VocabReduce& r) {
       }
     }
     if (!grad) continue;
-    // dx = dlogits W into the chunk's buffer (zeroed: matmul_backward adds), dW += dlogits^T x.
-    if (a.dx) std::fill_n(dxbuf.data(), (size_t)M * C, 0.f);
-    matmul_backward(a.dx ? dxbuf.data() : nullptr, a.dW, logits, xbuf.data(), a.W, M, C, V);
-    if (a.dx)
-      for (int i = 0; i < M; i++)
-        std::memcpy(a.dx + (size_t)rows[r0 + i] * C, &dxbuf[(size_t)i * C], sizeof(float) * C);
+    lm_head_chunk_backward(a, &rows[r0], M, logits, xbuf.data(), dxbuf.data());
   }
   double loss = 0.0;
   for (double l : row_loss) loss += l;
