@@ -468,6 +468,11 @@ void stage_dpo(const Run& r) {
 struct BestOfN {
   std::vector<int> n;
   std::vector<double> rm_pick, pass;  // accuracy of the RM's pick among the first N; any correct
+  // Per task family: the same two curves, the accuracy of one draw, and how well the RM ranks a
+  // prompt's draws: the share of (correct, wrong) draw pairs of one prompt whose correct draw
+  // scores higher (ties count half), against every wrong draw and against near misses only
+  // (wrong with partial credit: committed answers, not hedges or refusals). 0.5 is chance.
+  json by_family;
 };
 
 BestOfN best_of_n(const Run& r, const ChatEncoder& enc, const std::vector<tasks::Task>& ts) {
@@ -478,17 +483,36 @@ BestOfN best_of_n(const Run& r, const ChatEncoder& enc, const std::vector<tasks:
   for (int n = 1; n <= set.K; n *= 4) b.n.push_back(n);
   if (b.n.back() != set.K) b.n.push_back((int)set.K);
   b.rm_pick.assign(b.n.size(), 0), b.pass.assign(b.n.size(), 0);
+  struct Family {
+    int64_t prompts = 0;
+    double draw = 0;
+    std::vector<double> rm_pick, pass;
+    double above[2] = {0, 0}, pairs[2] = {0, 0};  // [0]: every wrong draw, [1]: near misses
+  };
+  std::map<std::string, Family> fam;
   for (size_t p = 0; p < set.size(); p++) {
     const int32_t* pt = set.prompt.tokens.data() + set.prompt.offsets[p];
     const size_t np = set.prompt.offsets[p + 1] - set.prompt.offsets[p];
-    std::vector<bool> ok(set.K);
+    std::vector<bool> ok(set.K), near(set.K);
     for (int k = 0; k < set.K; k++) {
       const size_t i = p * set.K + k;
-      ok[k] = tasks::grade(
-                  ts[p],
-                  enc.decode_reply(pt, np, set.responses.tokens.data() + set.responses.offsets[i],
-                                   set.responses.offsets[i + 1] - set.responses.offsets[i]))
-                  .correct;
+      const tasks::Grade g = tasks::grade(
+          ts[p], enc.decode_reply(pt, np, set.responses.tokens.data() + set.responses.offsets[i],
+                                  set.responses.offsets[i + 1] - set.responses.offsets[i]));
+      ok[k] = g.correct, near[k] = !g.correct && g.credit > 0;
+    }
+    Family& f = fam[ts[p].family];
+    if (f.prompts++ == 0) f.rm_pick.assign(b.n.size(), 0), f.pass.assign(b.n.size(), 0);
+    const float* score = set.scores.data() + p * set.K;
+    for (int c = 0; c < set.K; c++) {
+      f.draw += ok[c] / (double)set.K;
+      if (!ok[c]) continue;
+      for (int w = 0; w < set.K; w++) {
+        if (ok[w]) continue;
+        const double above = score[c] > score[w] ? 1 : score[c] == score[w] ? 0.5 : 0;
+        f.above[0] += above, f.pairs[0]++;
+        if (near[w]) f.above[1] += above, f.pairs[1]++;
+      }
     }
     // Responses are stored in draw order, so the first N are N independent draws.
     for (size_t j = 0; j < b.n.size(); j++) {
@@ -499,9 +523,20 @@ BestOfN best_of_n(const Run& r, const ChatEncoder& enc, const std::vector<tasks:
         any = any || ok[k];
       }
       b.rm_pick[j] += ok[best], b.pass[j] += any;
+      f.rm_pick[j] += ok[best], f.pass[j] += any;
     }
   }
   for (size_t j = 0; j < b.n.size(); j++) b.rm_pick[j] /= set.size(), b.pass[j] /= set.size();
+  for (auto& [name, f] : fam) {
+    for (size_t j = 0; j < b.n.size(); j++) f.rm_pick[j] /= f.prompts, f.pass[j] /= f.prompts;
+    auto share = [](double a, double n) { return n > 0 ? json(a / n) : json(nullptr); };
+    b.by_family[name] = {{"prompts", f.prompts},
+                         {"draw", f.draw / f.prompts},
+                         {"rm", f.rm_pick},
+                         {"oracle", f.pass},
+                         {"rm_ranks_correct_above_wrong", share(f.above[0], f.pairs[0])},
+                         {"rm_ranks_correct_above_near_miss", share(f.above[1], f.pairs[1])}};
+  }
   return b;
 }
 
@@ -588,6 +623,26 @@ void report(const Run& r, const json& res) {
   for (size_t j = 0; j < res["best_of_n"]["n"].size(); j++)
     md << "| " << res["best_of_n"]["n"][j] << " | " << pct(res["best_of_n"]["rm"][j]) << " | "
        << pct(res["best_of_n"]["oracle"][j]) << " |\n";
+  const json& bf = res["best_of_n"]["by_family"];
+  const size_t last = res["best_of_n"]["n"].size() - 1;
+  const int n_max = res["best_of_n"]["n"][last];
+  md << "\n### By task family\n\nOne draw: accuracy of a single SFT sample. RM ranking: of the "
+        "pairs (correct draw, wrong draw) of one prompt, the share the RM scores in the right "
+        "order (0.5 is chance); near misses are wrong draws with partial credit (committed "
+        "answers, not hedges or refusals). Where the RM ranks near misses at chance, its pick "
+        "among many draws is no better than a random committed answer.\n\n"
+     << "| family | prompts | one draw | RM pick of " << n_max << " | any correct of " << n_max
+     << " | RM ranking vs wrong | vs near misses |\n|---|---|---|---|---|---|---|\n";
+  auto share = [](const json& x) {
+    char b[16] = "-";
+    if (!x.is_null()) std::snprintf(b, sizeof b, "%.2f", x.get<double>());
+    return std::string(b);
+  };
+  for (const auto& [fam, f] : bf.items())
+    md << "| " << fam << " | " << f["prompts"] << " | " << pct(f["draw"]) << " | "
+       << pct(f["rm"][last]) << " | " << pct(f["oracle"][last]) << " | "
+       << share(f["rm_ranks_correct_above_wrong"]) << " | "
+       << share(f["rm_ranks_correct_above_near_miss"]) << " |\n";
   md << "\n![accuracy](accuracy.png)\n![best of N](best_of_n.png)\n![training](training.png)\n";
   std::ofstream(r.path("report/report.md")) << md.str();
 }
@@ -620,7 +675,8 @@ void stage_eval(const Run& r) {
   }
   if (r.rank0()) {
     const BestOfN b = best_of_n(r, enc, read_tasks(r.path("tasks/bon.jsonl")));
-    res["best_of_n"] = {{"n", b.n}, {"rm", b.rm_pick}, {"oracle", b.pass}};
+    res["best_of_n"] = {
+        {"n", b.n}, {"rm", b.rm_pick}, {"oracle", b.pass}, {"by_family", b.by_family}};
     fs::create_directories(r.path("report"));
     std::ofstream(r.path("report/results.json")) << res.dump(2) << "\n";
     report(r, res);

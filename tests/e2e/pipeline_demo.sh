@@ -61,8 +61,23 @@ assert bon["n"] == [1, 4, 16], bon
 # The oracle upper bound (any correct among the first N draws) can only grow with N.
 assert all(a <= b for a, b in zip(bon["oracle"], bon["oracle"][1:])), bon
 assert all(r <= o + 1e-12 for r, o in zip(bon["rm"], bon["oracle"])), bon
+# Per family: the prompts add up, and each family's curves average (weighted by prompts) to the
+# overall ones; a single draw is never better than any of 16; rankings are shares or absent.
+bf = bon["by_family"]
+assert sorted(bf) == ["add", "compare", "convert", "count", "format", "subtract"], bf
+total = sum(f["prompts"] for f in bf.values())
+assert total == 16, total  # --n_bon
+for key in ("rm", "oracle"):
+    for j in range(len(bon["n"])):
+        avg = sum(f[key][j] * f["prompts"] for f in bf.values()) / total
+        assert abs(avg - bon[key][j]) < 1e-9, (key, j, avg, bon[key][j])
+for name, f in bf.items():
+    assert 0 <= f["draw"] <= f["oracle"][-1] + 1e-12, (name, f)
+    for k in ("rm_ranks_correct_above_wrong", "rm_ranks_correct_above_near_miss"):
+        assert f[k] is None or 0 <= f[k] <= 1, (name, k, f[k])
 report = open("run/report/report.md").read()
 assert "Held-out oracle accuracy" in report and "Best of N" in report
+assert "| family | prompts | one draw | RM pick of 16 |" in report, report
 # Xwin-Pair: chosen and rejected differ, and the pair count matches the annotations journal.
 with h5py.File("run/pairs/pairs.h5") as f:
     assert f.attrs["schema"] == "xwin.pairs"
