@@ -482,11 +482,11 @@ BestOfN best_of_n(const Run& r, const ChatEncoder& enc, const std::vector<tasks:
   BestOfN b;
   for (int n = 1; n <= set.K; n *= 4) b.n.push_back(n);
   if (b.n.back() != set.K) b.n.push_back((int)set.K);
-  b.rm_pick.assign(b.n.size(), 0), b.pass.assign(b.n.size(), 0);
+  // Counted per family; the overall curves are the families' counts over all prompts.
   struct Family {
     int64_t prompts = 0;
     double draw = 0;
-    std::vector<double> rm_pick, pass;
+    std::vector<double> rm_pick, pass;  // prompts whose RM pick / any draw is correct, per N
     double above[2] = {0, 0}, pairs[2] = {0, 0};  // [0]: every wrong draw, [1]: near misses
   };
   std::map<std::string, Family> fam;
@@ -519,17 +519,19 @@ BestOfN best_of_n(const Run& r, const ChatEncoder& enc, const std::vector<tasks:
       int best = 0;
       bool any = false;
       for (int k = 0; k < b.n[j]; k++) {
-        if (set.scores[p * set.K + k] > set.scores[p * set.K + best]) best = k;
+        if (score[k] > score[best]) best = k;
         any = any || ok[k];
       }
-      b.rm_pick[j] += ok[best], b.pass[j] += any;
       f.rm_pick[j] += ok[best], f.pass[j] += any;
     }
   }
-  for (size_t j = 0; j < b.n.size(); j++) b.rm_pick[j] /= set.size(), b.pass[j] /= set.size();
+  b.rm_pick.assign(b.n.size(), 0), b.pass.assign(b.n.size(), 0);
+  auto share = [](double a, double n) { return n > 0 ? json(a / n) : json(nullptr); };
   for (auto& [name, f] : fam) {
-    for (size_t j = 0; j < b.n.size(); j++) f.rm_pick[j] /= f.prompts, f.pass[j] /= f.prompts;
-    auto share = [](double a, double n) { return n > 0 ? json(a / n) : json(nullptr); };
+    for (size_t j = 0; j < b.n.size(); j++) {
+      b.rm_pick[j] += f.rm_pick[j], b.pass[j] += f.pass[j];
+      f.rm_pick[j] /= f.prompts, f.pass[j] /= f.prompts;
+    }
     b.by_family[name] = {{"prompts", f.prompts},
                          {"draw", f.draw / f.prompts},
                          {"rm", f.rm_pick},
@@ -537,6 +539,7 @@ BestOfN best_of_n(const Run& r, const ChatEncoder& enc, const std::vector<tasks:
                          {"rm_ranks_correct_above_wrong", share(f.above[0], f.pairs[0])},
                          {"rm_ranks_correct_above_near_miss", share(f.above[1], f.pairs[1])}};
   }
+  for (size_t j = 0; j < b.n.size(); j++) b.rm_pick[j] /= set.size(), b.pass[j] /= set.size();
   return b;
 }
 
@@ -596,6 +599,13 @@ std::string pct(double x) {
   return b;
 }
 
+// A share in [0, 1] to two decimals; "-" for null (nothing to measure).
+std::string two_decimals(const json& x) {
+  char b[32] = "-";
+  if (!x.is_null()) std::snprintf(b, sizeof b, "%.2f", x.get<double>());
+  return b;
+}
+
 void report(const Run& r, const json& res) {
   std::ostringstream md;
   md << "# xwin pipeline report\n\nRun directory `" << r.dir << "`, deck `"
@@ -633,16 +643,11 @@ void report(const Run& r, const json& res) {
         "among many draws is no better than a random committed answer.\n\n"
      << "| family | prompts | one draw | RM pick of " << n_max << " | any correct of " << n_max
      << " | RM ranking vs wrong | vs near misses |\n|---|---|---|---|---|---|---|\n";
-  auto share = [](const json& x) {
-    char b[16] = "-";
-    if (!x.is_null()) std::snprintf(b, sizeof b, "%.2f", x.get<double>());
-    return std::string(b);
-  };
   for (const auto& [fam, f] : bf.items())
     md << "| " << fam << " | " << f["prompts"] << " | " << pct(f["draw"]) << " | "
        << pct(f["rm"][last]) << " | " << pct(f["oracle"][last]) << " | "
-       << share(f["rm_ranks_correct_above_wrong"]) << " | "
-       << share(f["rm_ranks_correct_above_near_miss"]) << " |\n";
+       << two_decimals(f["rm_ranks_correct_above_wrong"]) << " | "
+       << two_decimals(f["rm_ranks_correct_above_near_miss"]) << " |\n";
   md << "\n![accuracy](accuracy.png)\n![best of N](best_of_n.png)\n![training](training.png)\n";
   std::ofstream(r.path("report/report.md")) << md.str();
 }
