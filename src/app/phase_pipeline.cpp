@@ -117,7 +117,7 @@ std::vector<std::string> overrides(const Run& r, const std::string& phase_name) 
   std::vector<std::string> out;
   for (const auto& [key, value] : r.vm) {
     if (value.defaulted() || key == "train.steps" || key == "train.lr" || key == "train.min_lr" ||
-        key == "train.warmup_steps")
+        key == "train.warmup_steps" || key == "train.micro_batch_size")
       continue;
     for (const auto& [prefix, group] : prefixes)
       if (key.rfind(prefix, 0) == 0 &&
@@ -272,14 +272,32 @@ void stage_prepare(const Run& r) {
 // rate when that is lower (a gentle DPO below the default floor). The warm-up is
 // train.warmup_steps but at most a tenth of the stage, so that a short stage (RS, DPO: tens of
 // steps) trains at its learning rate instead of spending every step warming up to it.
+// The micro-batch is the deck's, lowered to fit when the data-parallel ranks cannot share the
+// batch in micro-batches of that size (the demo's 32 of 32 on `mpirun -np 2`: 16 per rank); on
+// one rank, or when it fits, the deck's value is used as is.
 std::vector<std::string> train_args(const Run& r, const std::string& stage) {
   const double lr = r.get<double>((stage + "_lr").c_str());
   const int64_t steps = r.get<int64_t>((stage + "_steps").c_str());
   const int64_t warmup = std::min(r.get<int64_t>("train.warmup_steps"), steps / 10);
-  return {"--train.steps",        std::to_string(steps),
-          "--train.lr",           shortest(lr),
-          "--train.min_lr",       shortest(std::min(lr, r.get<double>("train.min_lr"))),
-          "--train.warmup_steps", std::to_string(warmup)};
+  const int batch = r.get<int>("train.batch_size"), dp = r.grid.dp_size;
+  int micro = r.get<int>("train.micro_batch_size");
+  if (micro > 0 && batch % dp == 0 && batch % (micro * dp) != 0) {
+    const int per_rank = batch / dp;
+    const int asked = micro;
+    while (per_rank % micro != 0) micro--;
+    log0("pipeline: %s: train.micro_batch_size %d -> %d (batch %d over %d data-parallel ranks)",
+         stage.c_str(), asked, micro, batch, dp);
+  }
+  return {"--train.steps",
+          std::to_string(steps),
+          "--train.lr",
+          shortest(lr),
+          "--train.min_lr",
+          shortest(std::min(lr, r.get<double>("train.min_lr"))),
+          "--train.warmup_steps",
+          std::to_string(warmup),
+          "--train.micro_batch_size",
+          std::to_string(micro)};
 }
 
 void train(const Run& r, const std::string& phase_name, const std::string& stage,
