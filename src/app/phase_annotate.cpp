@@ -71,9 +71,8 @@ std::vector<std::string> responses_of(const json& rec) {
 // The pairs of K responses to judge: (0, 1), or every (i, j) with i < j.
 void add_pairs(std::vector<Item>& out, const Conversation& prompt,
                const std::vector<std::string>& r, bool all) {
-  for (size_t i = 0; i < r.size(); i++)
-    for (size_t j = i + 1; j < r.size(); j++)
-      if (all || (i == 0 && j == 1)) out.push_back({prompt, r[i], r[j]});
+  for (const auto& [i, j] : round_robin(all ? (int)r.size() : 2))
+    out.push_back({prompt, r[i], r[j]});
 }
 
 std::vector<Item> read_records(const std::string& path, bool all, size_t limit) {

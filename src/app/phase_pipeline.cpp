@@ -3,7 +3,8 @@
 //   prepare  tasks (src/tasks) -> SFT demonstrations (some wrong, as real SFT data is) and
 //            prompt sets -> a SentencePiece tokenizer -> HDF5 datasets
 //   sft      a small Llama from random initialisation
-//   pairs    two sampled responses per prompt from the SFT model, judged by the oracle: Xwin-Pair
+//   pairs    pair_candidates responses per prompt sampled from the SFT model, judged two by two by
+//            the oracle; the best is paired with each response it beat: Xwin-Pair
 //   rm       the reward model, from the SFT model
 //   sample   64 unique responses per prompt scored by the RM: the Xwin-Set (and 64 independent
 //            draws on held-out prompts for best-of-N)
@@ -347,8 +348,10 @@ void sample(const Run& r, const std::string& prompts, const std::string& policy,
   phase(r, a);
 }
 
-// Xwin-Pair: the oracle judges the two sampled responses of every prompt through the judge
-// interface; ties (and failures) are dropped. Rank 0 writes the pairs dataset and a journal.
+// Xwin-Pair: the oracle judges every two of a prompt's K sampled responses through the judge
+// interface (one question when K = 2); the response that wins the most comparisons is paired
+// with each response it beat (best_vs_beaten). Rank 0 writes the pairs dataset and a journal of
+// every verdict.
 void annotate(const Run& r, const std::string& samples, const std::string& tasks_file,
               const std::string& out) {
   if (!r.rank0()) return;
@@ -358,43 +361,47 @@ void annotate(const Run& r, const std::string& samples, const std::string& tasks
   const ChatEncoder enc(tok, chat_template(r.vm));
   tasks::Oracle oracle(read_tasks(tasks_file));
   PairJudge& judge = oracle;
+  const std::vector<std::pair<int, int>> matches = round_robin((int)set.K);
   std::vector<PairQuestion> qs;
-  std::vector<size_t> resp;  // response index of A (B follows it)
   for (size_t p = 0; p < set.size(); p++) {
     const int32_t* pt = set.prompt.tokens.data() + set.prompt.offsets[p];
     const size_t np = set.prompt.offsets[p + 1] - set.prompt.offsets[p];
     auto reply = [&](size_t i) {
+      i += p * set.K;
       return enc.decode_reply(pt, np, set.responses.tokens.data() + set.responses.offsets[i],
                               set.responses.offsets[i + 1] - set.responses.offsets[i]);
     };
-    const size_t a = p * set.K;
-    qs.push_back({enc.decode_prompt(pt, np), reply(a), reply(a + 1)});
-    resp.push_back(a);
+    const Conversation prompt = enc.decode_prompt(pt, np);
+    for (const auto& [i, j] : matches) qs.push_back({prompt, reply(i), reply(j)});
   }
   const std::vector<PairVerdict> verdicts = judge.judge(qs);
-  TokenDataset prompt, chosen, rejected;
   std::map<Winner, int64_t> counts;
   JsonlWriter journal(out + ".annotations.jsonl");
   for (size_t q = 0; q < qs.size(); q++) {
-    const Winner w = verdicts[q].winner;
-    counts[w]++;
+    counts[verdicts[q].winner]++;
     journal.write({{"prompt", qs[q].prompt.back().text},
                    {"A", qs[q].a},
                    {"B", qs[q].b},
-                   {"winner", winner_name(w)},
+                   {"winner", winner_name(verdicts[q].winner)},
                    {"why", verdicts[q].explanation}});
-    if (w != Winner::A && w != Winner::B) continue;
-    const size_t p = q, good = resp[q] + (w == Winner::B), bad = resp[q] + (w == Winner::A);
-    auto row = [](const TokenDataset& d, size_t i) {
-      return std::vector<int32_t>(d.tokens.begin() + d.offsets[i],
-                                  d.tokens.begin() + d.offsets[i + 1]);
-    };
-    prompt.append(row(set.prompt, p), {});
-    chosen.append(row(set.responses, good), {});
-    rejected.append(row(set.responses, bad), {});
   }
   journal.commit();
-  require(prompt.size() > 0, samples, ": the oracle preferred neither response for every prompt; ",
+  TokenDataset prompt, chosen, rejected;
+  auto row = [](const TokenDataset& d, size_t i) {
+    return std::vector<int32_t>(d.tokens.begin() + d.offsets[i],
+                                d.tokens.begin() + d.offsets[i + 1]);
+  };
+  for (size_t p = 0; p < set.size(); p++) {
+    std::vector<Winner> w;
+    for (size_t q = p * matches.size(); q < (p + 1) * matches.size(); q++)
+      w.push_back(verdicts[q].winner);
+    for (const auto& [c, x] : best_vs_beaten((int)set.K, w)) {
+      prompt.append(row(set.prompt, p), {});
+      chosen.append(row(set.responses, p * set.K + c), {});
+      rejected.append(row(set.responses, p * set.K + x), {});
+    }
+  }
+  require(prompt.size() > 0, samples, ": the oracle preferred no response for every prompt; ",
           "raise [sample] temperature or n_pairs");
   DatasetWriter w(out, MPI_COMM_SELF);
   w.ragged("prompt", prompt, false);
@@ -408,9 +415,10 @@ void annotate(const Run& r, const std::string& samples, const std::string& tasks
   info.n_skipped = counts[Winner::Tie] + counts[Winner::Failed];
   w.info(info);
   w.commit();
-  log0("pipeline: %s: %lld pairs (A %lld, B %lld, ties %lld dropped) -> %s", judge.name().c_str(),
-       (long long)prompt.size(), (long long)counts[Winner::A], (long long)counts[Winner::B],
-       (long long)counts[Winner::Tie], out.c_str());
+  log0("pipeline: %s: %lld pairs from %lld verdicts (A %lld, B %lld, ties %lld) -> %s",
+       judge.name().c_str(), (long long)prompt.size(), (long long)qs.size(),
+       (long long)counts[Winner::A], (long long)counts[Winner::B], (long long)counts[Winner::Tie],
+       out.c_str());
 }
 
 void stage_pairs(const Run& r) {
@@ -419,7 +427,9 @@ void stage_pairs(const Run& r) {
   const uint64_t seed = r.get<uint64_t>("seed");
   for (const char* s : {"pairs", "rm_heldout"}) {
     const std::string samples = r.path(std::string("pairs/") + s + "_samples.h5");
-    if (!fs::exists(samples)) sample(r, s, ckpt(r, "sft"), "", 2, samples, seed * 7 + 1);
+    // The held-out pairs stay two draws a prompt, so RM accuracy means the same for any K.
+    const int k = std::string(s) == "pairs" ? r.get<int>("pair_candidates") : 2;
+    if (!fs::exists(samples)) sample(r, s, ckpt(r, "sft"), "", k, samples, seed * 7 + 1);
     annotate(r, samples, r.path(std::string("tasks/") + s + ".jsonl"),
              r.path(std::string("pairs/") + s + ".h5"));
     barrier(r.grid.world);
@@ -729,14 +739,15 @@ Phase phase_pipeline() {
   p.name = "pipeline";
   p.summary = "the whole Xwin-LM recipe on verifiable tasks: SFT, RM, Xwin-Set, RS, DPO, eval";
   p.details =
-      "Stages: prepare (tasks, tokenizer, datasets), sft, pairs (two SFT samples per prompt\n"
-      "judged by the oracle: Xwin-Pair), rm, sample (the Xwin-Set: --num_samples per prompt,\n"
-      "RM-scored), rs, dpo (from the RS model), eval (held-out oracle accuracy, RM accuracy,\n"
-      "best-of-N, RUN_DIR/report/report.md with PNG plots). A finished stage leaves\n"
-      "RUN_DIR/stages/NAME.done; rerunning resumes (delete the file to redo a stage). The\n"
-      "phases take their options from the deck's own sections ([sft], [rm], [sample], [rs],\n"
-      "[dpo], [train], [model], ...); the per-stage step counts and learning rates below\n"
-      "override [train]. inputs/demo.ini holds the demo's values (families, n_bon, [model]).";
+      "Stages: prepare (tasks, tokenizer, datasets), sft, pairs (--pair_candidates SFT samples\n"
+      "per prompt judged two by two by the oracle: Xwin-Pair), rm, sample (the Xwin-Set:\n"
+      "--num_samples per prompt, RM-scored), rs, dpo (from the RS model), eval (held-out oracle\n"
+      "accuracy, RM accuracy, best-of-N, RUN_DIR/report/report.md with PNG plots). A finished\n"
+      "stage leaves RUN_DIR/stages/NAME.done; rerunning resumes (delete the file to redo a\n"
+      "stage). The phases take their options from the deck's own sections ([sft], [rm],\n"
+      "[sample], [rs], [dpo], [train], [model], ...); the per-stage step counts and learning\n"
+      "rates below override [train]. inputs/demo.ini holds the demo's values (families, n_bon,\n"
+      "[model]).";
   p.groups = {Group::Model, Group::Train, Group::Template};
   p.add_options = [](po::options_description& d) {
     d.add_options()("run_dir", po::value<std::string>()->default_value("run/demo"),
@@ -758,7 +769,10 @@ Phase phase_pipeline() {
         "what the bad demonstrations say: hedged: the answer and a second guess (\"42, or maybe "
         "43\"); unhelpful: decline (\"I don't know.\"); lazy: restate part of the question (a "
         "systematic mistake); scattered: near misses")(
-        "n_pairs", po::value<int>()->default_value(4000), "prompts sampled twice for Xwin-Pair")(
+        "n_pairs", po::value<int>()->default_value(4000), "prompts sampled for Xwin-Pair")(
+        "pair_candidates", po::value<int>()->default_value(2),
+        "responses sampled per Xwin-Pair prompt; the oracle compares every two and the one "
+        "that wins most is paired with each response it beat (2: one pair a prompt)")(
         "n_rl", po::value<int>()->default_value(300), "prompts of the Xwin-Set (RS and DPO)")(
         "n_eval", po::value<int>()->default_value(1000), "held-out tasks for accuracy")(
         "n_rm_eval", po::value<int>()->default_value(300), "held-out prompts for RM accuracy")(
@@ -815,6 +829,8 @@ Phase phase_pipeline() {
         throw UsageError(std::string("--") + k + " must be in [0, 1)");
     if (const double x = vm["set_temperature"].as<double>(); !(x > 0))
       throw UsageError("--set_temperature must be > 0 (the Xwin-Set needs distinct samples)");
+    if (vm["pair_candidates"].as<int>() < 2)
+      throw UsageError("--pair_candidates must be at least 2 (a pair)");
     for (const char* k : {"n_sft", "n_pairs", "n_rl", "n_eval", "n_rm_eval", "n_bon", "num_samples",
                           "max_new_tokens", "eval_batch"})
       if (vm[k].as<int>() <= 0) throw UsageError(std::string("--") + k + " must be positive");

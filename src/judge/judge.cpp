@@ -1,5 +1,7 @@
 #include "judge/judge.h"
 
+#include "core/error.h"
+
 namespace xwin {
 
 const char* winner_name(Winner w) {
@@ -14,6 +16,35 @@ const char* winner_name(Winner w) {
       break;
   }
   return "failed";
+}
+
+std::vector<std::pair<int, int>> round_robin(int k) {
+  std::vector<std::pair<int, int>> q;
+  for (int i = 0; i < k; i++)
+    for (int j = i + 1; j < k; j++) q.push_back({i, j});
+  return q;
+}
+
+std::vector<std::pair<int, int>> best_vs_beaten(int k, const std::vector<Winner>& verdicts) {
+  const std::vector<std::pair<int, int>> q = round_robin(k);
+  if (verdicts.size() != q.size())
+    throw Error("best_vs_beaten: " + std::to_string(verdicts.size()) + " verdicts for " +
+                std::to_string(k) + " responses (want " + std::to_string(q.size()) + ")");
+  std::vector<int> wins(k, 0);
+  for (size_t i = 0; i < q.size(); i++) {
+    if (verdicts[i] == Winner::A) wins[q[i].first]++;
+    if (verdicts[i] == Winner::B) wins[q[i].second]++;
+  }
+  int best = 0;
+  for (int i = 1; i < k; i++)
+    if (wins[i] > wins[best]) best = i;
+  std::vector<std::pair<int, int>> pairs;
+  for (size_t i = 0; i < q.size(); i++) {
+    const auto [a, b] = q[i];
+    if (a == best && verdicts[i] == Winner::A) pairs.push_back({a, b});
+    if (b == best && verdicts[i] == Winner::B) pairs.push_back({b, a});
+  }
+  return pairs;
 }
 
 }  // namespace xwin

@@ -5,6 +5,7 @@
 // answers from an exact checker. Callers (xwin annotate, xwin pipeline) see only this.
 #pragma once
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "io/chat_template.h"
@@ -32,5 +33,13 @@ class PairJudge {
   // A short name for logs and dataset attributes ("oracle", "http:gpt-4-0613").
   virtual std::string name() const = 0;
 };
+
+// K responses to one prompt judged two by two: the questions of round_robin(k) compare
+// responses (i, j), i < j, in that order. best_vs_beaten takes their verdicts and returns the
+// preference pairs (chosen, rejected): the response that won the most comparisons (the lowest
+// index among equals) against each response it beat. Ties and failures make no pair, so k = 2
+// gives the single judged pair or none.
+std::vector<std::pair<int, int>> round_robin(int k);
+std::vector<std::pair<int, int>> best_vs_beaten(int k, const std::vector<Winner>& verdicts);
 
 }  // namespace xwin

@@ -9,7 +9,7 @@ XWIN=$1 SRC=$2 WORK=$3
 rm -rf "$WORK" && mkdir -p "$WORK" && cd "$WORK"
 # One thread: this small model gains little from two, and one is robust on a busy machine.
 export OMP_NUM_THREADS=1
-SMALL=(--n_sft 3000 --sft_steps 300 --n_pairs 300 --rm_steps 60 --n_rl 24 --num_samples 16
+SMALL=(--n_sft 3000 --sft_steps 300 --n_pairs 300 --pair_candidates 4 --rm_steps 60 --n_rl 24 --num_samples 16
        --n_eval 80 --n_rm_eval 60 --n_bon 16 --rs_steps 30 --dpo_steps 30 --rs_candidates 4
        --dpo_rejected_ablation median --max_new_tokens 16 --train.warmup_steps 5
        --train.log_every 50)
@@ -86,8 +86,23 @@ with h5py.File("run/pairs/pairs.h5") as f:
     ct, rt = f["chosen/tokens"][...], f["rejected/tokens"][...]
     for i in range(n):
         assert not np.array_equal(ct[co[i]:co[i+1]], rt[ro[i]:ro[i+1]]), i
+# 4 draws a prompt, judged two by two in the order (0,1) (0,2) (0,3) (1,2) (1,3) (2,3): the draw
+# with the most wins (the first of equals) makes one pair with each draw it beat.
 ann = [json.loads(l) for l in open("run/pairs/pairs.h5.annotations.jsonl")]
-assert sum(a["winner"] in ("A", "B") for a in ann) == n and len(ann) == 300
+matches = [(i, j) for i in range(4) for j in range(i + 1, 4)]
+assert len(ann) == 300 * len(matches), len(ann)
+expected = 0
+for p in range(300):
+    group = ann[p * len(matches):(p + 1) * len(matches)]
+    assert len({a["prompt"] for a in group}) == 1, p
+    wins = [0] * 4
+    for (i, j), a in zip(matches, group):
+        wins[i] += a["winner"] == "A"
+        wins[j] += a["winner"] == "B"
+    best = wins.index(max(wins))
+    expected += sum((i == best and a["winner"] == "A") or (j == best and a["winner"] == "B")
+                    for (i, j), a in zip(matches, group))
+assert expected == n, (expected, n)
 # Re-judge with the tasks' canonical answers: a reply equal to the answer must win or tie.
 tasks = {t["messages"][-1]["content"]: t for t in map(json.loads, open("run/tasks/pairs.jsonl"))}
 checked = 0

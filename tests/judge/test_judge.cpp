@@ -69,6 +69,36 @@ TEST(Verdict, BothOrders) {
   EXPECT_EQ(combine_orders(Winner::Failed, Winner::B), Winner::Failed);
 }
 
+using Pairs = std::vector<std::pair<int, int>>;
+
+TEST(RoundRobin, EveryTwoResponsesOnceInOrder) {
+  EXPECT_EQ(round_robin(2), (Pairs{{0, 1}}));
+  EXPECT_EQ(round_robin(4), (Pairs{{0, 1}, {0, 2}, {0, 3}, {1, 2}, {1, 3}, {2, 3}}));
+  EXPECT_EQ(round_robin(8).size(), 28u);
+}
+
+TEST(RoundRobin, TwoResponsesGiveTheJudgedPairOrNone) {
+  EXPECT_EQ(best_vs_beaten(2, {Winner::A}), (Pairs{{0, 1}}));
+  EXPECT_EQ(best_vs_beaten(2, {Winner::B}), (Pairs{{1, 0}}));
+  EXPECT_TRUE(best_vs_beaten(2, {Winner::Tie}).empty());
+  EXPECT_TRUE(best_vs_beaten(2, {Winner::Failed}).empty());
+}
+
+TEST(RoundRobin, MostWinsIsPairedWithWhatItBeat) {
+  using W = Winner;
+  // (0,1) (0,2) (0,3) (1,2) (1,3) (2,3): 2 beats 0 and 1, ties 3; 3 beats 0 and 1, ties 2 ->
+  // 2 and 3 both win twice; the lower index (2) is chosen, against 0 and 1 but not 3.
+  EXPECT_EQ(best_vs_beaten(4, {W::A, W::B, W::B, W::B, W::B, W::Tie}), (Pairs{{2, 0}, {2, 1}}));
+  // 1 beats everyone; the other verdicts make no pair.
+  EXPECT_EQ(best_vs_beaten(4, {W::B, W::A, W::A, W::A, W::A, W::B}),
+            (Pairs{{1, 0}, {1, 2}, {1, 3}}));
+  // A cycle (0 > 1 > 2 > 0): one win each, the first response is chosen, its one win paired.
+  EXPECT_EQ(best_vs_beaten(3, {W::A, W::B, W::A}), (Pairs{{0, 1}}));
+  // All ties: nothing to learn from.
+  EXPECT_TRUE(best_vs_beaten(3, {W::Tie, W::Tie, W::Failed}).empty());
+  EXPECT_THROW(best_vs_beaten(3, {W::A}), Error);
+}
+
 TEST(Template, FillsFieldsLikePythonFormat) {
   JudgePrompt p;
   p.name = "t";

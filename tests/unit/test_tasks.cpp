@@ -264,13 +264,17 @@ TEST(Tasks, LazyUnhelpfulAndHedgedRepliesAreNeverCorrect) {
       EXPECT_EQ(u, unhelpful_reply(t, salt));
       const Grade g = grade(t, u);
       EXPECT_FALSE(g.correct) << u;
-      if (numeric(t.family)) EXPECT_EQ(g.credit, 0.0) << u;
+      if (numeric(t.family)) {
+        EXPECT_EQ(g.credit, 0.0) << u;
+      }
       EXPECT_EQ(prefer(t, t.answer, u), Winner::A) << u;
       declines.insert(u);
       const std::string h = hedged_reply(t, salt);
       EXPECT_EQ(h.rfind(t.answer + ", or maybe ", 0), 0u) << h;
       EXPECT_FALSE(grade(t, h).correct) << h;
-      if (numeric(t.family)) EXPECT_EQ(grade(t, h).credit, 0.0) << h;
+      if (numeric(t.family)) {
+        EXPECT_EQ(grade(t, h).credit, 0.0) << h;
+      }
       EXPECT_EQ(prefer(t, t.answer, h), Winner::A) << h;
     }
   }
