@@ -654,7 +654,10 @@ void report(const Run& r, const json& res) {
   }
   md << "\n## Reward model\n\nHeld-out pairwise accuracy on oracle pairs: "
      << pct(res["rm"]["accuracy"]) << " (" << res["rm"]["pairs"] << " pairs, mean reward gap "
-     << num(res["rm"]["mean_gap"]) << ").\n\n";
+     << num(res["rm"]["mean_gap"]) << "). Trained on " << res["rm"]["train_pairs"]
+     << " Xwin-Pair pairs: " << res["rm"]["pair_candidates"]
+     << " SFT draws a prompt, judged two by two by the oracle, the best against each draw it "
+        "beat.\n\n";
   md << "## Best of N (N independent SFT samples, RM picks; held-out prompts)\n\n| N | RM pick | "
         "any correct "
         "(oracle upper bound) |\n|---|---|---|\n";
@@ -704,7 +707,11 @@ void stage_eval(const Run& r) {
         groups_from_pairs(PairsDataset::load(r.path("pairs/rm_heldout.h5")), false),
         rm.cfg.max_seq_len, false, 0, 0.0);
     const RmEval e = evaluate_rm(rm, held_pairs, r.get<int>("eval_batch"), r.grid.dp);
-    res["rm"] = {{"accuracy", e.accuracy}, {"mean_gap", e.mean_gap}, {"pairs", e.pairs}};
+    res["rm"] = {{"accuracy", e.accuracy},
+                 {"mean_gap", e.mean_gap},
+                 {"pairs", e.pairs},
+                 {"train_pairs", DatasetInfo::read(r.path("pairs/pairs.h5")).n_kept},
+                 {"pair_candidates", XwinSetDataset::load(r.path("pairs/pairs_samples.h5")).K}};
   }
   if (r.rank0()) {
     const BestOfN b = best_of_n(r, enc, read_tasks(r.path("tasks/bon.jsonl")));

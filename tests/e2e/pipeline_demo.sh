@@ -103,6 +103,7 @@ for p in range(300):
     expected += sum((i == best and a["winner"] == "A") or (j == best and a["winner"] == "B")
                     for (i, j), a in zip(matches, group))
 assert expected == n, (expected, n)
+assert res["rm"]["train_pairs"] == n and res["rm"]["pair_candidates"] == 4, res["rm"]
 # Re-judge with the tasks' canonical answers: a reply equal to the answer must win or tie.
 tasks = {t["messages"][-1]["content"]: t for t in map(json.loads, open("run/tasks/pairs.jsonl"))}
 checked = 0
