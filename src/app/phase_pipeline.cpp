@@ -365,14 +365,13 @@ void annotate(const Run& r, const std::string& samples, const std::string& tasks
   std::vector<PairQuestion> qs;
   for (size_t p = 0; p < set.size(); p++) {
     const int32_t* pt = set.prompt.tokens.data() + set.prompt.offsets[p];
-    const size_t np = set.prompt.offsets[p + 1] - set.prompt.offsets[p];
-    auto reply = [&](size_t i) {
-      i += p * set.K;
-      return enc.decode_reply(pt, np, set.responses.tokens.data() + set.responses.offsets[i],
-                              set.responses.offsets[i + 1] - set.responses.offsets[i]);
-    };
+    const size_t np = set.prompt.length(p);
+    std::vector<std::string> reply;  // each response decoded once, asked about K - 1 times
+    for (size_t i = p * set.K; i < (p + 1) * set.K; i++)
+      reply.push_back(enc.decode_reply(
+          pt, np, set.responses.tokens.data() + set.responses.offsets[i], set.responses.length(i)));
     const Conversation prompt = enc.decode_prompt(pt, np);
-    for (const auto& [i, j] : matches) qs.push_back({prompt, reply(i), reply(j)});
+    for (const auto& [i, j] : matches) qs.push_back({prompt, reply[i], reply[j]});
   }
   const std::vector<PairVerdict> verdicts = judge.judge(qs);
   std::map<Winner, int64_t> counts;
@@ -412,7 +411,7 @@ void annotate(const Run& r, const std::string& samples, const std::string& tasks
   info.schema = kSchemaPairs;
   info.source = samples + " judged by " + judge.name();
   info.n_kept = (int64_t)prompt.size(), info.n_truncated = 0, info.n_dropped = 0;
-  info.n_skipped = counts[Winner::Tie] + counts[Winner::Failed];
+  info.n_skipped = (int64_t)(qs.size() - prompt.size());  // verdicts that made no pair
   w.info(info);
   w.commit();
   log0("pipeline: %s: %lld pairs from %lld verdicts (A %lld, B %lld, ties %lld) -> %s",
@@ -707,11 +706,12 @@ void stage_eval(const Run& r) {
         groups_from_pairs(PairsDataset::load(r.path("pairs/rm_heldout.h5")), false),
         rm.cfg.max_seq_len, false, 0, 0.0);
     const RmEval e = evaluate_rm(rm, held_pairs, r.get<int>("eval_batch"), r.grid.dp);
-    res["rm"] = {{"accuracy", e.accuracy},
-                 {"mean_gap", e.mean_gap},
-                 {"pairs", e.pairs},
-                 {"train_pairs", DatasetInfo::read(r.path("pairs/pairs.h5")).n_kept},
-                 {"pair_candidates", XwinSetDataset::load(r.path("pairs/pairs_samples.h5")).K}};
+    res["rm"] = {
+        {"accuracy", e.accuracy},
+        {"mean_gap", e.mean_gap},
+        {"pairs", e.pairs},
+        {"train_pairs", DatasetInfo::read(r.path("pairs/pairs.h5")).n_kept},
+        {"pair_candidates", h5::File(r.path("pairs/pairs_samples.h5"), 'r').attr_int("/", "K")}};
   }
   if (r.rank0()) {
     const BestOfN b = best_of_n(r, enc, read_tasks(r.path("tasks/bon.jsonl")));

@@ -82,6 +82,7 @@ assert "| family | prompts | one draw | RM pick of 16 |" in report, report
 with h5py.File("run/pairs/pairs.h5") as f:
     assert f.attrs["schema"] == "xwin.pairs"
     n = len(f["prompt/offsets"]) - 1
+    skipped = int(f.attrs["n_skipped"])
     co, ro = f["chosen/offsets"][...], f["rejected/offsets"][...]
     ct, rt = f["chosen/tokens"][...], f["rejected/tokens"][...]
     for i in range(n):
@@ -103,6 +104,7 @@ for p in range(300):
     expected += sum((i == best and a["winner"] == "A") or (j == best and a["winner"] == "B")
                     for (i, j), a in zip(matches, group))
 assert expected == n, (expected, n)
+assert skipped == len(ann) - n, (skipped, len(ann), n)  # the verdicts that made no pair
 assert res["rm"]["train_pairs"] == n and res["rm"]["pair_candidates"] == 4, res["rm"]
 # Re-judge with the tasks' canonical answers: a reply equal to the answer must win or tie.
 tasks = {t["messages"][-1]["content"]: t for t in map(json.loads, open("run/tasks/pairs.jsonl"))}
