@@ -42,6 +42,11 @@ test ! -f killed/stages/sft.done
 grep -q "resumed from" killed2.log
 # (tokenizer.model also records its output path, so compare the pieces and scores)
 cmp run/tokenizer/tokenizer.vocab killed/tokenizer/tokenizer.vocab
+# `xwin eval --suite tasks` scores any checkpoint: the RS model on the run's held-out tasks, with
+# the deck's template and the pipeline's decoding settings, must get the pipeline's own numbers.
+"$XWIN" eval --suite tasks --config "$SRC/inputs/demo.ini" --ckpt run/rs/final \
+  --tasks run/tasks/heldout.jsonl --tokenizer.model run/tokenizer/tokenizer.model \
+  --max_new_tokens 16 --batch 64 --out rs_eval.jsonl >eval.log 2>&1 || { cat eval.log; exit 1; }
 PY=/usr/bin/python3
 $PY - <<'PYEOF'
 import h5py, json, numpy as np, os
@@ -56,6 +61,15 @@ for m in ("sft", "rs", "dpo", "ablations/rs_n4", "ablations/dpo_median"):
     acc = sum(f["accuracy"] * f["n"] for f in fam.values()) / 80
     assert abs(acc - models[m]["accuracy"]) < 1e-9, (m, acc)
 assert 0 <= res["rm"]["accuracy"] <= 1 and res["rm"]["pairs"] > 0
+ev = [json.loads(l) for l in open("rs_eval.jsonl")]
+assert ev[0]["suite"] == "tasks" and ev[0]["n"] == 80, ev[0]
+for k in ("accuracy", "credit"):
+    assert abs(ev[0][k] - models["rs"][k]) < 1e-12, (k, ev[0][k], models["rs"][k])
+assert sum(r["correct"] for r in ev[1:]) == round(80 * models["rs"]["accuracy"]), ev[1:]
+held = [json.loads(l) for l in open("run/tasks/heldout.jsonl")]
+for r in ev[1:]:  # a reply that is exactly the task's own answer is graded correct
+    if r["reply"].strip().rstrip(".") == held[r["task"]]["answer"]:
+        assert r["correct"], r
 bon = res["best_of_n"]
 assert bon["n"] == [1, 4, 16], bon
 # The oracle upper bound (any correct among the first N draws) can only grow with N.
