@@ -2,12 +2,17 @@
 // pairwise by an OpenAI-compatible endpoint (GPT-4 in the paper), both orders asked, and become
 // the pairs dataset: chosen = the preferred reply, rejected = the other; ties kept (flagged) or
 // dropped; failed judgements never written. Input: JSON records (JSONL or one JSON array) or a
-// sampled Xwin-Set (HDF5, K >= 2 responses per prompt, decoded with its tokenizer). Output:
-// pairs JSONL (--out, readable by xwin data pairs) and/or the HDF5 pairs dataset (--out_h5).
+// sampled Xwin-Set (HDF5, K >= 2 responses per prompt, decoded with its tokenizer). With K > 2
+// responses, --pairs picks what to ask and keep: the first two responses, every two, or every
+// two keeping only the winner of most comparisons against each response it beat (best, as the
+// demo pipeline does). Output: pairs JSONL (--out, readable by xwin data pairs) and/or the HDF5
+// pairs dataset (--out_h5).
 // Every reply goes to a journal first, so a killed or repeated run pays for nothing twice.
 // The endpoint is called from rank 0; other ranks wait.
 #include <mpi.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -68,16 +73,24 @@ std::vector<std::string> responses_of(const json& rec) {
   return r;
 }
 
+// The questions to ask, and how many responses of each prompt they compare: the questions of
+// prompt p are the next round_robin(group[p]).size() items, in that order.
+struct Questions {
+  std::vector<Item> items;
+  std::vector<int> group;
+};
+
 // The pairs of K responses to judge: (0, 1), or every (i, j) with i < j.
-void add_pairs(std::vector<Item>& out, const Conversation& prompt,
-               const std::vector<std::string>& r, bool all) {
-  for (const auto& [i, j] : round_robin(all ? (int)r.size() : 2))
-    out.push_back({prompt, r[i], r[j]});
+void add_pairs(Questions& out, const Conversation& prompt, const std::vector<std::string>& r,
+               bool all) {
+  const int k = all ? (int)r.size() : 2;
+  for (const auto& [i, j] : round_robin(k)) out.items.push_back({prompt, r[i], r[j]});
+  out.group.push_back(k);
 }
 
-std::vector<Item> read_records(const std::string& path, bool all, size_t limit) {
+Questions read_records(const std::string& path, bool all, size_t limit) {
   const JsonShare in(path, MPI_COMM_SELF);
-  std::vector<Item> items;
+  Questions items;
   for (size_t i = 0; i < in.size() && (limit == 0 || i < limit); i++) {
     const json rec = in.parse(i);
     try {
@@ -89,11 +102,10 @@ std::vector<Item> read_records(const std::string& path, bool all, size_t limit) 
   return items;
 }
 
-std::vector<Item> read_xwin_set(const std::string& path, const ChatEncoder& enc, bool all,
-                                size_t limit) {
+Questions read_xwin_set(const std::string& path, const ChatEncoder& enc, bool all, size_t limit) {
   const XwinSetDataset d = XwinSetDataset::load(path, enc.tokenizer().hash());
   require(d.K >= 2, path, ": K = ", d.K, " responses per prompt; annotating needs at least 2");
-  std::vector<Item> items;
+  Questions items;
   for (size_t p = 0; p < d.size() && (limit == 0 || p < limit); p++) {
     const int32_t* pt = d.prompt.tokens.data() + d.prompt.offsets[p];
     const size_t np = d.prompt.length(p);
@@ -110,7 +122,37 @@ std::vector<Item> read_xwin_set(const std::string& path, const ChatEncoder& enc,
 
 struct Counts {
   int64_t a = 0, b = 0, tie = 0, failed = 0, written = 0, dropped = 0;
+  int64_t unselected = 0;  // --pairs best: verdicts that made no pair
+  int64_t incomplete = 0;  // --pairs best: prompts left out because a judgement failed
 };
+
+// --pairs best: keeps, of each prompt's questions, those won by the response that won the most
+// (best_vs_beaten). A prompt with a failed judgement keeps none: its winner is not known until a
+// rerun asks again. The kept questions keep their verdicts, so the writers need no change.
+void keep_best(Questions& q, std::vector<PairVerdict>& v, Counts& n) {
+  std::vector<Item> items;
+  std::vector<PairVerdict> kept;
+  size_t at = 0;
+  for (const int k : q.group) {
+    const std::vector<std::pair<int, int>> rr = round_robin(k);
+    std::vector<Winner> w;
+    for (size_t i = 0; i < rr.size(); i++) w.push_back(v[at + i].winner);
+    if (std::find(w.begin(), w.end(), Winner::Failed) != w.end()) {
+      n.incomplete++;
+    } else {
+      for (const auto& [c, x] : best_vs_beaten(k, w))
+        for (size_t i = 0; i < rr.size(); i++)
+          if (rr[i] == std::pair{c, x} || rr[i] == std::pair{x, c}) {
+            items.push_back(q.items[at + i]);
+            kept.push_back(v[at + i]);
+          }
+    }
+    at += rr.size();
+  }
+  n.unselected = (int64_t)(v.size() - kept.size());
+  q.items = std::move(items);
+  v = std::move(kept);
+}
 
 void write_jsonl(const std::string& path, const std::vector<Item>& items,
                  const std::vector<PairVerdict>& v, bool keep_ties, const std::string& judge) {
@@ -167,7 +209,7 @@ void write_h5(const std::string& path, const std::string& source, const std::vec
   info.tokenizer_path = enc.tokenizer().path(), info.template_json = enc.chat_template().to_json();
   info.source = source, info.overlong = overlong_name(Overlong::Drop);
   info.max_seq_len = max_seq_len, info.n_kept = (int64_t)prompt.size();
-  info.n_dropped = n.dropped, info.n_skipped = skipped;
+  info.n_dropped = n.dropped, info.n_skipped = skipped + n.unselected;
   w.info(info);
   w.commit();
 }
@@ -178,8 +220,11 @@ int run(const Phase& p, const po::variables_map& vm) {
   if (out.empty() && out_h5.empty()) throw UsageError("xwin annotate: give --out and/or --out_h5");
   const std::string ties = vm["ties"].as<std::string>(), pairs = vm["pairs"].as<std::string>();
   if (ties != "drop" && ties != "keep") throw UsageError("--ties = '" + ties + "': drop or keep");
-  if (pairs != "first" && pairs != "all")
-    throw UsageError("--pairs = '" + pairs + "': first or all");
+  if (pairs != "first" && pairs != "all" && pairs != "best")
+    throw UsageError("--pairs = '" + pairs + "': first, all or best");
+  if (pairs == "best" && ties == "keep")
+    throw UsageError(
+        "--pairs best pairs the winner with what it beat; --ties keep has no ties to keep");
   const HttpJudgeOptions jo = judge_options(vm, (out.empty() ? out_h5 : out) + ".journal.jsonl");
   int rank = 0;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
@@ -199,8 +244,9 @@ int run(const Phase& p, const po::variables_map& vm) {
     enc = std::make_unique<ChatEncoder>(*tok, t);
   }
   const size_t limit = vm["limit"].as<size_t>();
-  const std::vector<Item> items = h5_in ? read_xwin_set(in, *enc, pairs == "all", limit)
-                                        : read_records(in, pairs == "all", limit);
+  Questions q = h5_in ? read_xwin_set(in, *enc, pairs != "first", limit)
+                      : read_records(in, pairs != "first", limit);
+  const std::vector<Item>& items = q.items;
   require(!items.empty(), in, ": no records to annotate");
   log0("annotate: %zu pairs from %s, judged by %s (%d order%s)", items.size(), in.c_str(),
        jo.client.model.c_str(), jo.orders, jo.orders == 2 ? "s" : "");
@@ -208,7 +254,7 @@ int run(const Phase& p, const po::variables_map& vm) {
   HttpJudge judge(jo);
   std::vector<PairQuestion> qs;
   for (const Item& it : items) qs.push_back({it.prompt, it.a, it.b});
-  const std::vector<PairVerdict> v = judge.judge(qs);
+  std::vector<PairVerdict> v = judge.judge(qs);
   Counts n;
   std::string first_error;
   for (const PairVerdict& x : v) {
@@ -221,11 +267,29 @@ int run(const Phase& p, const po::variables_map& vm) {
   log0("annotate: judge: %s", judge.client().summary().c_str());
   require(n.failed < (int64_t)items.size(),
           "annotate: every judgement failed; the first: ", first_error);
+  std::vector<std::string> failures;  // the first ones, named before --pairs best drops them
+  for (size_t i = 0; i < items.size() && failures.size() < 5; i++)
+    if (v[i].winner == Winner::Failed) {
+      char line[160];
+      std::snprintf(line, sizeof line, "pair %zu (\"%.60s\"): ", i,
+                    items[i].prompt.back().text.c_str());
+      failures.push_back(line + v[i].explanation);
+    }
+  if (pairs == "best") {
+    const size_t prompts = q.group.size();
+    keep_best(q, v, n);
+    log0(
+        "annotate: the winner of each prompt against what it beat: %zu pairs from %zu prompts "
+        "(%lld left out until a rerun answers their failed judgements)",
+        items.size(), prompts, (long long)n.incomplete);
+  }
   const bool keep = ties == "keep";
   if (!out.empty()) write_jsonl(out, items, v, keep, judge.name());
   if (!out_h5.empty())
     write_h5(out_h5, in, items, v, keep, *enc, vm["max_seq_len"].as<int64_t>(), n);
-  const int64_t written = n.a + n.b + (keep ? n.tie : 0) - n.dropped;
+  int64_t written = -n.dropped;
+  for (const PairVerdict& x : v)
+    written += x.winner == Winner::A || x.winner == Winner::B || (keep && x.winner == Winner::Tie);
   log0("annotate: wrote %lld pairs (ties %s%s) -> %s%s%s", (long long)written,
        keep ? "kept" : "dropped",
        n.dropped ? (", " + std::to_string(n.dropped) + " too long for HDF5").c_str() : "",
@@ -235,12 +299,7 @@ int run(const Phase& p, const po::variables_map& vm) {
         "annotate: %lld failed judgements were left out; rerun to ask them again (the "
         "journal answers the rest). The first ones:",
         (long long)n.failed);
-    for (size_t i = 0, shown = 0; i < items.size() && shown < 5; i++)
-      if (v[i].winner == Winner::Failed) {
-        shown++;
-        log0("annotate:   pair %zu (\"%.60s\"): %s", i, items[i].prompt.back().text.c_str(),
-             v[i].explanation.c_str());
-      }
+    for (const std::string& f : failures) log0("annotate:   %s", f.c_str());
   }
   MPI_Barrier(MPI_COMM_WORLD);
   return 0;
@@ -269,7 +328,9 @@ Phase phase_annotate() {
         "ties", po::value<std::string>()->default_value("drop"),
         "ties: drop, or keep (chosen = A, flagged \"tie\" / in /tie)")(
         "pairs", po::value<std::string>()->default_value("first"),
-        "with K > 2 responses: first (responses 0 and 1) or all (every i < j)")(
+        "with K > 2 responses: first (responses 0 and 1), all (every i < j), or best (every "
+        "i < j judged; the response that wins the most, the lowest index among equals, paired "
+        "with each response it beat; a prompt with a failed judgement makes no pair)")(
         "limit", po::value<size_t>()->default_value(0), "annotate the first N records (0: all)")(
         "max_seq_len", po::value<int64_t>()->default_value(4096),
         "HDF5 output: drop pairs longer than this (prompt + longer reply)");

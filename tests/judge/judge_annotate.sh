@@ -135,6 +135,55 @@ assert [(g["conversations"][-1]["value"], g["chosen"], g["rejected"]) for g in g
 print("annotate: Xwin-Set HDF5 input decoded and judged: ok")
 PY
 
+# --pairs best: every two judged, the winner of most comparisons (lowest index among equals)
+# against each response it beat; a tie makes no pair, and a prompt with a failed judgement (the
+# 400) makes none until a rerun answers it. Expected pairs from the server's rule (longer wins).
+"$PY" - <<'PY'
+import json
+recs = [{"prompt": "Best question?", "responses": ["x", "yyyy", "Answer number zero."]},
+        {"prompt": "Tied question?", "responses": ["aa", "bb", "c"]},
+        {"prompt": "MODE:e400 Failed question?", "responses": ["Iron.", "Gold.", "Copper."]},
+        {"prompt": "Two replies?", "output_1": "Hi!", "output_2": "Hello!"}]
+with open("best.jsonl", "w") as f:
+    for r in recs:
+        f.write(json.dumps(r) + "\n")
+PY
+"$XWIN" annotate --in best.jsonl --out best_pairs.jsonl --out_h5 best_pairs.h5 --pairs best \
+  --tokenizer.model "$TOK" "${J[@]}" > run_best.out 2>&1 || { cat run_best.out; fail "--pairs best failed"; }
+grep -q "4 pairs from 4 prompts (1 left out until a rerun" run_best.out || { cat run_best.out; fail "--pairs best: counts"; }
+grep -q "wrote 4 pairs" run_best.out || { cat run_best.out; fail "--pairs best: written count"; }
+"$PY" - <<'PY'
+import json, h5py
+want, verdicts = [], 0
+for r in map(json.loads, open("best.jsonl")):
+    resp = r.get("responses") or [r["output_1"], r["output_2"]]
+    k = len(resp)
+    qs = [(i, j) for i in range(k) for j in range(i + 1, k)]
+    verdicts += len(qs)
+    if "MODE:e400" in r["prompt"]:
+        continue
+    beats = {(i, j): len(resp[i]) > len(resp[j]) for i in range(k) for j in range(k)}
+    wins = [sum(beats[i, j] for j in range(k)) for i in range(k)]
+    best = wins.index(max(wins))
+    for i, j in qs:
+        if best in (i, j):
+            other = j if best == i else i
+            if beats[best, other]:
+                want.append((r["prompt"], resp[best], resp[other]))
+got = [(g["conversations"][-1]["value"], g["chosen"], g["rejected"]) for g in map(json.loads, open("best_pairs.jsonl"))]
+assert got == want, (got, want)
+assert ("Tied question?", "aa", "c") in got and len(want) == 4, want
+with h5py.File("best_pairs.h5", "r") as f:
+    assert f.attrs["n_records"] == 4 and f.attrs["n_skipped"] == verdicts - 4, dict(f.attrs)
+print("annotate: --pairs best: ok")
+PY
+set +e
+"$XWIN" annotate --in best.jsonl --out x.jsonl --pairs best --ties keep "${J[@]}" > run_bk.out 2>&1
+rc=$?
+set -e
+[ $rc = 2 ] && grep -q "pairs best pairs the winner with what it beat" run_bk.out ||
+  { cat run_bk.out; fail "--pairs best --ties keep: exit $rc, want 2 and a clear message"; }
+
 # Connection refused: retried, then a clear failure, exit 1.
 PORT=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 set +e
