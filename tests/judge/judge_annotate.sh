@@ -3,7 +3,7 @@
 # beyond the timeout, 500s, 429 with Retry-After, malformed JSON, a truncated body, a dropped
 # connection, an unparseable verdict), the ones it must not retry (400) or must give up on
 # (no verdict ever), a position-biased judge (ties after both orders), multi-turn prompts and K=3
-# responses. Server-side request counts prove each retry and non-retry; a second run with the
+# responses (every two, and --pairs best: the winner against what it beat). Server-side request counts prove each retry and non-retry; a second run with the
 # same journal sends only the 400s again (nothing that was answered), also after a torn journal
 # line; connection refused and 401 fail clearly; the API key is sent as a Bearer token and
 # never appears in xwin's output, files or journal.
