@@ -12,7 +12,6 @@
 #include <mpi.h>
 
 #include <algorithm>
-#include <cstdio>
 #include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -126,32 +125,33 @@ struct Counts {
   int64_t incomplete = 0;  // --pairs best: prompts left out because a judgement failed
 };
 
-// --pairs best: keeps, of each prompt's questions, those won by the response that won the most
-// (best_vs_beaten). A prompt with a failed judgement keeps none: its winner is not known until a
-// rerun asks again. The kept questions keep their verdicts, so the writers need no change.
-void keep_best(Questions& q, std::vector<PairVerdict>& v, Counts& n) {
+// --pairs best: of each prompt's questions, those won by the response that won the most
+// (best_won). A prompt with a failed judgement keeps none: its winner is not known until a rerun
+// asks again. The kept questions keep their verdicts, so the writers need no change.
+struct Kept {
   std::vector<Item> items;
-  std::vector<PairVerdict> kept;
+  std::vector<PairVerdict> v;
+};
+
+Kept keep_best(const Questions& q, const std::vector<PairVerdict>& v, Counts& n) {
+  Kept kept;
   size_t at = 0;
   for (const int k : q.group) {
-    const std::vector<std::pair<int, int>> rr = round_robin(k);
+    const size_t asked = size_t(k) * size_t(k - 1) / 2;  // round_robin(k).size()
     std::vector<Winner> w;
-    for (size_t i = 0; i < rr.size(); i++) w.push_back(v[at + i].winner);
+    for (size_t i = at; i < at + asked; i++) w.push_back(v[i].winner);
     if (std::find(w.begin(), w.end(), Winner::Failed) != w.end()) {
       n.incomplete++;
     } else {
-      for (const auto& [c, x] : best_vs_beaten(k, w))
-        for (size_t i = 0; i < rr.size(); i++)
-          if (rr[i] == std::pair{c, x} || rr[i] == std::pair{x, c}) {
-            items.push_back(q.items[at + i]);
-            kept.push_back(v[at + i]);
-          }
+      for (const size_t i : best_won(k, w)) {
+        kept.items.push_back(q.items[at + i]);
+        kept.v.push_back(v[at + i]);
+      }
     }
-    at += rr.size();
+    at += asked;
   }
-  n.unselected = (int64_t)(v.size() - kept.size());
-  q.items = std::move(items);
-  v = std::move(kept);
+  n.unselected = (int64_t)(v.size() - kept.v.size());
+  return kept;
 }
 
 void write_jsonl(const std::string& path, const std::vector<Item>& items,
@@ -244,8 +244,8 @@ int run(const Phase& p, const po::variables_map& vm) {
     enc = std::make_unique<ChatEncoder>(*tok, t);
   }
   const size_t limit = vm["limit"].as<size_t>();
-  Questions q = h5_in ? read_xwin_set(in, *enc, pairs != "first", limit)
-                      : read_records(in, pairs != "first", limit);
+  const Questions q = h5_in ? read_xwin_set(in, *enc, pairs != "first", limit)
+                            : read_records(in, pairs != "first", limit);
   const std::vector<Item>& items = q.items;
   require(!items.empty(), in, ": no records to annotate");
   log0("annotate: %zu pairs from %s, judged by %s (%d order%s)", items.size(), in.c_str(),
@@ -254,7 +254,7 @@ int run(const Phase& p, const po::variables_map& vm) {
   HttpJudge judge(jo);
   std::vector<PairQuestion> qs;
   for (const Item& it : items) qs.push_back({it.prompt, it.a, it.b});
-  std::vector<PairVerdict> v = judge.judge(qs);
+  const std::vector<PairVerdict> v = judge.judge(qs);
   Counts n;
   std::string first_error;
   for (const PairVerdict& x : v) {
@@ -267,28 +267,22 @@ int run(const Phase& p, const po::variables_map& vm) {
   log0("annotate: judge: %s", judge.client().summary().c_str());
   require(n.failed < (int64_t)items.size(),
           "annotate: every judgement failed; the first: ", first_error);
-  std::vector<std::string> failures;  // the first ones, named before --pairs best drops them
-  for (size_t i = 0; i < items.size() && failures.size() < 5; i++)
-    if (v[i].winner == Winner::Failed) {
-      char line[160];
-      std::snprintf(line, sizeof line, "pair %zu (\"%.60s\"): ", i,
-                    items[i].prompt.back().text.c_str());
-      failures.push_back(line + v[i].explanation);
-    }
+  Kept best;
   if (pairs == "best") {
-    const size_t prompts = q.group.size();
-    keep_best(q, v, n);
+    best = keep_best(q, v, n);
     log0(
         "annotate: the winner of each prompt against what it beat: %zu pairs from %zu prompts "
         "(%lld left out until a rerun answers their failed judgements)",
-        items.size(), prompts, (long long)n.incomplete);
+        best.items.size(), q.group.size(), (long long)n.incomplete);
   }
+  const std::vector<Item>& out_items = pairs == "best" ? best.items : items;
+  const std::vector<PairVerdict>& out_v = pairs == "best" ? best.v : v;
   const bool keep = ties == "keep";
-  if (!out.empty()) write_jsonl(out, items, v, keep, judge.name());
+  if (!out.empty()) write_jsonl(out, out_items, out_v, keep, judge.name());
   if (!out_h5.empty())
-    write_h5(out_h5, in, items, v, keep, *enc, vm["max_seq_len"].as<int64_t>(), n);
+    write_h5(out_h5, in, out_items, out_v, keep, *enc, vm["max_seq_len"].as<int64_t>(), n);
   int64_t written = -n.dropped;
-  for (const PairVerdict& x : v)
+  for (const PairVerdict& x : out_v)
     written += x.winner == Winner::A || x.winner == Winner::B || (keep && x.winner == Winner::Tie);
   log0("annotate: wrote %lld pairs (ties %s%s) -> %s%s%s", (long long)written,
        keep ? "kept" : "dropped",
@@ -299,7 +293,12 @@ int run(const Phase& p, const po::variables_map& vm) {
         "annotate: %lld failed judgements were left out; rerun to ask them again (the "
         "journal answers the rest). The first ones:",
         (long long)n.failed);
-    for (const std::string& f : failures) log0("annotate:   %s", f.c_str());
+    for (size_t i = 0, shown = 0; i < items.size() && shown < 5; i++)
+      if (v[i].winner == Winner::Failed) {
+        shown++;
+        log0("annotate:   pair %zu (\"%.60s\"): %s", i, items[i].prompt.back().text.c_str(),
+             v[i].explanation.c_str());
+      }
   }
   MPI_Barrier(MPI_COMM_WORLD);
   return 0;

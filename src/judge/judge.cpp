@@ -25,10 +25,10 @@ std::vector<std::pair<int, int>> round_robin(int k) {
   return q;
 }
 
-std::vector<std::pair<int, int>> best_vs_beaten(int k, const std::vector<Winner>& verdicts) {
+std::vector<size_t> best_won(int k, const std::vector<Winner>& verdicts) {
   const std::vector<std::pair<int, int>> q = round_robin(k);
   if (verdicts.size() != q.size())
-    throw Error("best_vs_beaten: " + std::to_string(verdicts.size()) + " verdicts for " +
+    throw Error("best_won: " + std::to_string(verdicts.size()) + " verdicts for " +
                 std::to_string(k) + " responses (want " + std::to_string(q.size()) + ")");
   std::vector<int> wins(k, 0);
   for (size_t i = 0; i < q.size(); i++) {
@@ -38,11 +38,20 @@ std::vector<std::pair<int, int>> best_vs_beaten(int k, const std::vector<Winner>
   int best = 0;
   for (int i = 1; i < k; i++)
     if (wins[i] > wins[best]) best = i;
+  std::vector<size_t> won;
+  for (size_t i = 0; i < q.size(); i++)
+    if ((q[i].first == best && verdicts[i] == Winner::A) ||
+        (q[i].second == best && verdicts[i] == Winner::B))
+      won.push_back(i);
+  return won;
+}
+
+std::vector<std::pair<int, int>> best_vs_beaten(int k, const std::vector<Winner>& verdicts) {
+  const std::vector<std::pair<int, int>> q = round_robin(k);
   std::vector<std::pair<int, int>> pairs;
-  for (size_t i = 0; i < q.size(); i++) {
+  for (const size_t i : best_won(k, verdicts)) {
     const auto [a, b] = q[i];
-    if (a == best && verdicts[i] == Winner::A) pairs.push_back({a, b});
-    if (b == best && verdicts[i] == Winner::B) pairs.push_back({b, a});
+    pairs.push_back(verdicts[i] == Winner::A ? std::pair{a, b} : std::pair{b, a});
   }
   return pairs;
 }

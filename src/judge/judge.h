@@ -38,8 +38,10 @@ class PairJudge {
 // responses (i, j), i < j, in that order. best_vs_beaten takes their verdicts and returns the
 // preference pairs (chosen, rejected): the response that won the most comparisons (the lowest
 // index among equals) against each response it beat. Ties and failures make no pair, so k = 2
-// gives the single judged pair or none.
+// gives the single judged pair or none. best_won returns the same pairs as the indices of the
+// questions they come from (the best response won those), for callers that keep questions.
 std::vector<std::pair<int, int>> round_robin(int k);
 std::vector<std::pair<int, int>> best_vs_beaten(int k, const std::vector<Winner>& verdicts);
+std::vector<size_t> best_won(int k, const std::vector<Winner>& verdicts);
 
 }  // namespace xwin

@@ -97,6 +97,10 @@ TEST(RoundRobin, MostWinsIsPairedWithWhatItBeat) {
   // All ties: nothing to learn from.
   EXPECT_TRUE(best_vs_beaten(3, {W::Tie, W::Tie, W::Failed}).empty());
   EXPECT_THROW(best_vs_beaten(3, {W::A}), Error);
+  // best_won: the same pairs as question indices, (0,2) (1,2) above for {2, 0} and {2, 1}.
+  EXPECT_EQ(best_won(4, {W::A, W::B, W::B, W::B, W::B, W::Tie}), (std::vector<size_t>{1, 3}));
+  EXPECT_EQ(best_won(4, {W::B, W::A, W::A, W::A, W::A, W::B}), (std::vector<size_t>{0, 3, 4}));
+  EXPECT_THROW(best_won(3, {W::A}), Error);
 }
 
 TEST(Template, FillsFieldsLikePythonFormat) {
