@@ -271,4 +271,18 @@ void DatasetWriter::commit() {
   require(ok, path_, ": cannot rename ", tmp_, " into place");
 }
 
+Conversation XwinSetDataset::decode_prompt(size_t p, const ChatEncoder& enc) const {
+  return enc.decode_prompt(prompt.tokens.data() + prompt.offsets[p], (size_t)prompt.length(p));
+}
+
+std::vector<std::string> XwinSetDataset::decode_replies(size_t p, const ChatEncoder& enc) const {
+  const int32_t* pt = prompt.tokens.data() + prompt.offsets[p];
+  const size_t np = prompt.length(p);
+  std::vector<std::string> r;
+  for (size_t i = p * K; i < (p + 1) * K; i++)
+    r.push_back(enc.decode_reply(pt, np, responses.tokens.data() + responses.offsets[i],
+                                 (size_t)responses.length(i)));
+  return r;
+}
+
 }  // namespace xwin

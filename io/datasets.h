@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "io/chat_template.h"
 #include "io/h5.h"
 #include "io/tokens.h"
 
@@ -86,6 +87,10 @@ struct XwinSetDataset {
   std::vector<float> scores, ref_logp;  // [P * K]; ref_logp empty when absent
   size_t size() const { return prompt.size(); }
   static XwinSetDataset load(const std::string& path, const std::string& tokenizer_hash = "");
+  // Prompt p as a conversation, and its K responses as reply texts, with the encoder (template
+  // and tokenizer) the set was made with.
+  Conversation decode_prompt(size_t p, const ChatEncoder& enc) const;
+  std::vector<std::string> decode_replies(size_t p, const ChatEncoder& enc) const;
 };
 
 // One dataset written by every rank of comm: each passes its share and the records land in

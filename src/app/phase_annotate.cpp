@@ -105,17 +105,8 @@ Questions read_xwin_set(const std::string& path, const ChatEncoder& enc, bool al
   const XwinSetDataset d = XwinSetDataset::load(path, enc.tokenizer().hash());
   require(d.K >= 2, path, ": K = ", d.K, " responses per prompt; annotating needs at least 2");
   Questions items;
-  for (size_t p = 0; p < d.size() && (limit == 0 || p < limit); p++) {
-    const int32_t* pt = d.prompt.tokens.data() + d.prompt.offsets[p];
-    const size_t np = d.prompt.length(p);
-    std::vector<std::string> r;
-    for (int64_t k = 0; k < d.K; k++) {
-      const size_t rec = p * d.K + k;
-      r.push_back(enc.decode_reply(pt, np, d.responses.tokens.data() + d.responses.offsets[rec],
-                                   d.responses.length(rec)));
-    }
-    add_pairs(items, enc.decode_prompt(pt, np), r, all);
-  }
+  for (size_t p = 0; p < d.size() && (limit == 0 || p < limit); p++)
+    add_pairs(items, d.decode_prompt(p, enc), d.decode_replies(p, enc), all);
   return items;
 }
 

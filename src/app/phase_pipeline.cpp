@@ -364,13 +364,9 @@ void annotate(const Run& r, const std::string& samples, const std::string& tasks
   const std::vector<std::pair<int, int>> matches = round_robin((int)set.K);
   std::vector<PairQuestion> qs;
   for (size_t p = 0; p < set.size(); p++) {
-    const int32_t* pt = set.prompt.tokens.data() + set.prompt.offsets[p];
-    const size_t np = set.prompt.length(p);
-    std::vector<std::string> reply;  // each response decoded once, asked about K - 1 times
-    for (size_t i = p * set.K; i < (p + 1) * set.K; i++)
-      reply.push_back(enc.decode_reply(
-          pt, np, set.responses.tokens.data() + set.responses.offsets[i], set.responses.length(i)));
-    const Conversation prompt = enc.decode_prompt(pt, np);
+    // each response decoded once, asked about K - 1 times
+    const std::vector<std::string> reply = set.decode_replies(p, enc);
+    const Conversation prompt = set.decode_prompt(p, enc);
     for (const auto& [i, j] : matches) qs.push_back({prompt, reply[i], reply[j]});
   }
   const std::vector<PairVerdict> verdicts = judge.judge(qs);
@@ -518,14 +514,10 @@ BestOfN best_of_n(const Run& r, const ChatEncoder& enc, const std::vector<tasks:
   };
   std::map<std::string, Family> fam;
   for (size_t p = 0; p < set.size(); p++) {
-    const int32_t* pt = set.prompt.tokens.data() + set.prompt.offsets[p];
-    const size_t np = set.prompt.offsets[p + 1] - set.prompt.offsets[p];
+    const std::vector<std::string> reply = set.decode_replies(p, enc);
     std::vector<bool> ok(set.K), near(set.K);
     for (int k = 0; k < set.K; k++) {
-      const size_t i = p * set.K + k;
-      const tasks::Grade g = tasks::grade(
-          ts[p], enc.decode_reply(pt, np, set.responses.tokens.data() + set.responses.offsets[i],
-                                  set.responses.offsets[i + 1] - set.responses.offsets[i]));
+      const tasks::Grade g = tasks::grade(ts[p], reply[k]);
       ok[k] = g.correct, near[k] = !g.correct && g.credit > 0;
     }
     Family& f = fam[ts[p].family];
