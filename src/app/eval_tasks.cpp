@@ -1,6 +1,8 @@
 // xwin eval --suite tasks: greedy replies to held-out tasks, graded by the exact checker.
 #include "app/eval_tasks.h"
 
+#include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <map>
 
@@ -92,6 +94,23 @@ json summarize(const std::vector<tasks::Task>& tasks, const std::vector<TaskResu
           {"accuracy", n ? (double)c / n : 0.0},
           {"credit", n ? credit / n : 0.0},
           {"by_family", by}};
+}
+
+PairedDifference paired_difference(const std::vector<bool>& a, const std::vector<bool>& b) {
+  require(a.size() == b.size(), "paired_difference: ", a.size(), " outcomes against ", b.size());
+  PairedDifference p;
+  p.n = (int64_t)a.size();
+  if (p.n == 0) return p;
+  double sum = 0, sq = 0;
+  for (size_t i = 0; i < a.size(); i++) {
+    const double d = (double)a[i] - (double)b[i];
+    sum += d, sq += d * d;
+  }
+  p.diff = sum / p.n;
+  const double var = p.n > 1 ? std::max(0.0, (sq - p.n * p.diff * p.diff) / (p.n - 1)) : 0.0;
+  const double half = 1.96 * std::sqrt(var / p.n);
+  p.lo = p.diff - half, p.hi = p.diff + half;
+  return p;
 }
 
 void add_eval_tasks_options(po::options_description& d) {

@@ -3,6 +3,7 @@
 // phase_eval.cpp owns the command and its common options (--ckpt, --out, --max_new_tokens,
 // --batch); these add and run the tasks suite. score_tasks is the library form the pipeline uses.
 #pragma once
+#include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -32,6 +33,15 @@ std::vector<TaskResult> score_tasks(Llama& policy, const ChatEncoder& enc,
 // {"n", "accuracy", "credit", "by_family": {family: {"n", "accuracy"}}}
 nlohmann::json summarize(const std::vector<tasks::Task>& tasks,
                          const std::vector<TaskResult>& results);
+
+// Two models' outcomes on the same tasks, compared task by task: the mean of a_i - b_i (a share
+// of the tasks) and its 95% confidence interval, mean +- 1.96 standard errors from the sample
+// standard deviation of the differences (normal approximation; n < 2: no width).
+struct PairedDifference {
+  int64_t n = 0;
+  double diff = 0, lo = 0, hi = 0;
+};
+PairedDifference paired_difference(const std::vector<bool>& a, const std::vector<bool>& b);
 
 // Tasks from a JSONL file written by `xwin data tasks` (one tasks::to_json record a line).
 std::vector<tasks::Task> read_tasks(const std::string& path);

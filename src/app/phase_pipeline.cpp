@@ -10,7 +10,8 @@
 //            draws on held-out prompts for best-of-N)
 //   rs       finetune the SFT model on each prompt's best response (+ the candidates ablation)
 //   dpo      DPO from the RS model on best-vs-rejected pairs of the Xwin-Set (+ rank ablation)
-//   eval     held-out oracle accuracy of every model, RM accuracy, best-of-N; report.md + plots
+//   eval     held-out oracle accuracy of every model, RM accuracy, best-of-N, paired differences
+//            with 95% intervals; report.md + plots, results.json, per-task outcomes.jsonl
 //
 // Each stage runs the ordinary phases (the same code as `xwin sft`, `xwin rm`, ...) in this
 // process on every rank, with the deck's sections for their options. A finished stage leaves
@@ -491,6 +492,7 @@ void stage_dpo(const Run& r) {
 struct BestOfN {
   std::vector<int> n;
   std::vector<double> rm_pick, pass;  // accuracy of the RM's pick among the first N; any correct
+  std::vector<bool> pick_ok;          // per prompt: the RM's pick among all K draws is correct
   // Per task family: the same two curves, the accuracy of one draw, and how well the RM ranks a
   // prompt's draws: the share of (correct, wrong) draw pairs of one prompt whose correct draw
   // scores higher (ties count half), against every wrong draw and against near misses only
@@ -542,6 +544,7 @@ BestOfN best_of_n(const Run& r, const ChatEncoder& enc, const std::vector<tasks:
         any = any || ok[k];
       }
       f.rm_pick[j] += ok[best], f.pass[j] += any;
+      if (j + 1 == b.n.size()) b.pick_ok.push_back(ok[best]);
     }
   }
   b.rm_pick.assign(b.n.size(), 0), b.pass.assign(b.n.size(), 0);
@@ -625,6 +628,54 @@ std::string two_decimals(const json& x) {
   return b;
 }
 
+// A difference of two shares in points, signed.
+std::string points(double x) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%+.1f", 100 * x);
+  return b;
+}
+
+// Paired differences with 95% intervals: RS - SFT and DPO - RS on the held-out tasks, and the
+// RM's pick of the best-of-N draws - RS on the best-of-N prompts, which are the first n_bon
+// held-out tasks (left out if they are not).
+json differences(const std::vector<tasks::Task>& held, const std::vector<tasks::Task>& bon,
+                 const std::map<std::string, std::vector<bool>>& correct, const BestOfN& b) {
+  json out = json::array();
+  auto add = [&](const std::string& name, const std::vector<bool>& x, const std::vector<bool>& y) {
+    const PairedDifference d = paired_difference(x, y);
+    out.push_back({{"name", name}, {"n", d.n}, {"diff", d.diff}, {"ci95", {d.lo, d.hi}}});
+  };
+  const std::vector<bool>& rs = correct.at("rs");
+  add("RS - SFT", rs, correct.at("sft"));
+  add("DPO - RS", correct.at("dpo"), rs);
+  bool prefix = bon.size() <= held.size();
+  for (size_t i = 0; prefix && i < bon.size(); i++)
+    prefix = tasks::to_json(bon[i]) == tasks::to_json(held[i]);
+  if (prefix)
+    add("best-of-" + std::to_string(b.n.back()) + " - RS", b.pick_ok,
+        std::vector<bool>(rs.begin(), rs.begin() + (long)bon.size()));
+  else
+    log0(
+        "pipeline: the best-of-N prompts are not the first held-out tasks (n_bon > n_eval?): "
+        "no paired best-of-N - RS difference");
+  return out;
+}
+
+// report/outcomes.jsonl: every held-out task's family and whether each model answered it
+// correctly, and for the best-of-N prompts whether the RM's pick of all N draws is correct.
+void write_outcomes(const Run& r, const std::vector<tasks::Task>& held,
+                    const std::map<std::string, std::vector<bool>>& correct, const BestOfN& b) {
+  std::ofstream out(r.path("report/outcomes.jsonl"));
+  const std::string bon = "best_of_" + std::to_string(b.n.back());
+  for (size_t i = 0; i < held.size(); i++) {
+    json row = {{"task", i}, {"family", held[i].family}};
+    for (const auto& [m, c] : correct) row[m] = (bool)c[i];
+    if (i < b.pick_ok.size()) row[bon] = (bool)b.pick_ok[i];
+    out << row.dump() << "\n";
+  }
+  require(out.good(), r.path("report/outcomes.jsonl"), ": write failed");
+}
+
 void report(const Run& r, const json& res) {
   std::ostringstream md;
   md << "# xwin pipeline report\n\nRun directory `" << r.dir << "`, deck `"
@@ -643,6 +694,13 @@ void report(const Run& r, const json& res) {
       md << " " << pct(m["by_family"][fam]["accuracy"]) << " |";
     md << "\n";
   }
+  md << "\n### Differences, task by task\n\nEach pair of models compared on the same tasks; the "
+        "95% confidence interval comes from the spread of the per-task differences (normal "
+        "approximation). Per-task outcomes: `outcomes.jsonl`.\n\n| comparison | tasks | "
+        "difference (points) | 95% CI |\n|---|---|---|---|\n";
+  for (const json& d : res["differences"])
+    md << "| " << d["name"].get<std::string>() << " | " << d["n"] << " | " << points(d["diff"])
+       << " | " << points(d["ci95"][0]) << " to " << points(d["ci95"][1]) << " |\n";
   md << "\n## Reward model\n\nHeld-out pairwise accuracy on oracle pairs: "
      << pct(res["rm"]["accuracy"]) << " (" << res["rm"]["pairs"] << " pairs, mean reward gap "
      << num(res["rm"]["mean_gap"]) << "). Trained on " << res["rm"]["train_pairs"]
@@ -679,6 +737,7 @@ void stage_eval(const Run& r) {
   const ChatEncoder enc(tok, chat_template(r.vm));
   const std::vector<tasks::Task> held = read_tasks(r.path("tasks/heldout.jsonl"));
   json res;
+  std::map<std::string, std::vector<bool>> correct;  // model -> per held-out task
   std::vector<std::string> models = {"sft", "rs", "dpo"};
   for (int n : rs_ablation(r)) models.push_back("ablations/rs_n" + std::to_string(n));
   for (const std::string& rank : r.list("dpo_rejected_ablation"))
@@ -689,6 +748,7 @@ void stage_eval(const Run& r) {
     const std::vector<TaskResult> got =
         score_tasks(policy, enc, held, r.get<int>("max_new_tokens"), r.get<int>("eval_batch"));
     res["models"][m] = summarize(held, got);
+    for (const TaskResult& t : got) correct[m].push_back(t.correct);
     log0("pipeline: eval %-18s held-out accuracy %s", m.c_str(),
          pct(res["models"][m]["accuracy"]).c_str());
   }
@@ -706,10 +766,13 @@ void stage_eval(const Run& r) {
         {"pair_candidates", h5::File(r.path("pairs/pairs_samples.h5"), 'r').attr_int("/", "K")}};
   }
   if (r.rank0()) {
-    const BestOfN b = best_of_n(r, enc, read_tasks(r.path("tasks/bon.jsonl")));
+    const std::vector<tasks::Task> bon = read_tasks(r.path("tasks/bon.jsonl"));
+    const BestOfN b = best_of_n(r, enc, bon);
     res["best_of_n"] = {
         {"n", b.n}, {"rm", b.rm_pick}, {"oracle", b.pass}, {"by_family", b.by_family}};
+    res["differences"] = differences(held, bon, correct, b);
     fs::create_directories(r.path("report"));
+    write_outcomes(r, held, correct, b);
     std::ofstream(r.path("report/results.json")) << res.dump(2) << "\n";
     report(r, res);
     plots(r, res);
@@ -725,7 +788,13 @@ void stage_eval(const Run& r) {
     std::printf("\n%-22s", "any correct of N");
     for (size_t j = 0; j < b.n.size(); j++)
       std::printf("  N=%d %s", b.n[j], pct(b.pass[j]).c_str());
-    std::printf("\nreport: %s\n", r.path("report/report.md").c_str());
+    std::printf("\n");
+    for (const json& d : res["differences"])
+      std::printf("%-22s %s points (95%% CI %s to %s; %lld paired tasks)\n",
+                  d["name"].get<std::string>().c_str(), points(d["diff"]).c_str(),
+                  points(d["ci95"][0]).c_str(), points(d["ci95"][1]).c_str(),
+                  (long long)d["n"].get<int64_t>());
+    std::printf("report: %s\n", r.path("report/report.md").c_str());
     std::fflush(stdout);
   }
   barrier(r.grid.world);
@@ -741,7 +810,9 @@ Phase phase_pipeline() {
       "Stages: prepare (tasks, tokenizer, datasets), sft, pairs (--pair_candidates SFT samples\n"
       "per prompt judged two by two by the oracle: Xwin-Pair), rm, sample (the Xwin-Set:\n"
       "--num_samples per prompt, RM-scored), rs, dpo (from the RS model), eval (held-out oracle\n"
-      "accuracy, RM accuracy, best-of-N, RUN_DIR/report/report.md with PNG plots). A finished\n"
+      "accuracy, RM accuracy, best-of-N, paired differences RS - SFT, DPO - RS and best-of-N -\n"
+      "RS with 95% intervals: RUN_DIR/report/report.md with PNG plots, results.json, and\n"
+      "outcomes.jsonl with every held-out task's outcome per model). A finished\n"
       "stage leaves RUN_DIR/stages/NAME.done; rerunning resumes (delete the file to redo a\n"
       "stage). The phases take their options from the deck's own sections ([sft], [rm],\n"
       "[sample], [rs], [dpo], [train], [model], ...); the per-stage step counts and learning\n"

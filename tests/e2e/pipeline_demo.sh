@@ -44,12 +44,15 @@ grep -q "resumed from" killed2.log
 cmp run/tokenizer/tokenizer.vocab killed/tokenizer/tokenizer.vocab
 # `xwin eval --suite tasks` scores any checkpoint: the RS model on the run's held-out tasks, with
 # the deck's template and the pipeline's decoding settings, must get the pipeline's own numbers.
-"$XWIN" eval --suite tasks --config "$SRC/inputs/demo.ini" --ckpt run/rs/final \
-  --tasks run/tasks/heldout.jsonl --tokenizer.model run/tokenizer/tokenizer.model \
-  --max_new_tokens 16 --batch 64 --out rs_eval.jsonl >eval.log 2>&1 || { cat eval.log; exit 1; }
+# SFT and DPO too: their per-task outcomes check the report's paired differences below.
+for m in sft rs dpo; do
+  "$XWIN" eval --suite tasks --config "$SRC/inputs/demo.ini" --ckpt run/$m/final \
+    --tasks run/tasks/heldout.jsonl --tokenizer.model run/tokenizer/tokenizer.model \
+    --max_new_tokens 16 --batch 64 --out ${m}_eval.jsonl >eval.log 2>&1 || { cat eval.log; exit 1; }
+done
 PY=/usr/bin/python3
 $PY - <<'PYEOF'
-import h5py, json, numpy as np, os
+import h5py, json, numpy as np, os, statistics
 res = json.load(open("run/report/results.json"))
 models = res["models"]
 for m in ("sft", "rs", "dpo", "ablations/rs_n4", "ablations/dpo_median"):
@@ -89,7 +92,37 @@ for name, f in bf.items():
     assert 0 <= f["draw"] <= f["oracle"][-1] + 1e-12, (name, f)
     for k in ("rm_ranks_correct_above_wrong", "rm_ranks_correct_above_near_miss"):
         assert f[k] is None or 0 <= f[k] <= 1, (name, k, f[k])
+# Per-task outcomes: the pipeline's match xwin eval's grading of each checkpoint, the best-of-16
+# column covers the first 16 tasks (the best-of-N prompts) with the RM pick's accuracy, and the
+# paired differences (mean, and mean +- 1.96 standard errors) are recomputed from them.
+out = [json.loads(l) for l in open("run/report/outcomes.jsonl")]
+assert [o["task"] for o in out] == list(range(80)), out[:3]
+got = {}
+for m in ("sft", "rs", "dpo"):
+    ev_m = [json.loads(l) for l in open(f"{m}_eval.jsonl")][1:]
+    got[m] = [bool(r["correct"]) for r in sorted(ev_m, key=lambda r: r["task"])]
+    assert [o[m] for o in out] == got[m], m
+picks = [o["best_of_16"] for o in out if "best_of_16" in o]
+assert len(picks) == 16 and all("best_of_16" in o for o in out[:16]), out[:17]
+assert abs(sum(picks) / 16 - bon["rm"][-1]) < 1e-12, (picks, bon["rm"])
+def paired(a, b):
+    d = [float(x) - float(y) for x, y in zip(a, b)]
+    half = 1.96 * statistics.stdev(d) / len(d) ** 0.5
+    return len(d), statistics.fmean(d), statistics.fmean(d) - half, statistics.fmean(d) + half
+want = {"RS - SFT": paired(got["rs"], got["sft"]), "DPO - RS": paired(got["dpo"], got["rs"]),
+        "best-of-16 - RS": paired(picks, got["rs"][:16])}
+assert [d["name"] for d in res["differences"]] == list(want), res["differences"]
+for d in res["differences"]:
+    n, diff, lo, hi = want[d["name"]]
+    assert d["n"] == n and abs(d["diff"] - diff) < 1e-12, (d, want[d["name"]])
+    assert abs(d["ci95"][0] - lo) < 1e-9 and abs(d["ci95"][1] - hi) < 1e-9, (d, want[d["name"]])
+log = open("run1.log").read()
+for d in res["differences"]:
+    line = "%-22s %+.1f points (95%% CI %+.1f to %+.1f; %d paired tasks)" % (
+        d["name"], 100 * d["diff"], 100 * d["ci95"][0], 100 * d["ci95"][1], d["n"])
+    assert line in log, line
 report = open("run/report/report.md").read()
+assert "| DPO - RS | 80 | %+.1f |" % (100 * res["differences"][1]["diff"]) in report, report
 assert "Held-out oracle accuracy" in report and "Best of N" in report
 assert "| family | prompts | one draw | RM pick of 16 |" in report, report
 # Xwin-Pair: chosen and rejected differ, and the pair count matches the annotations journal.
