@@ -33,6 +33,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/rng.h"
+#include "core/signals.h"
 #include "core/timer.h"
 #include "io/checkpoint.h"
 #include "io/datasets.h"
@@ -915,6 +916,9 @@ Phase phase_pipeline() {
     }
     if (r.rank0()) fs::create_directories(r.path("stages"));
     barrier(r.grid.world);
+    // Preemption (SIGUSR1 / SIGTERM): training and sampling stop within a step or a chunk;
+    // the other stages finish, and the pipeline stops before the next one, exiting with 75.
+    install_preemption_handlers();
     using Fn = void (*)(const Run&);
     const std::map<std::string, Fn> fns = {{"prepare", stage_prepare}, {"sft", stage_sft},
                                            {"pairs", stage_pairs},     {"rm", stage_rm},
@@ -938,6 +942,13 @@ Phase phase_pipeline() {
       if (fs::exists(done)) {
         log0("pipeline: stage %zu/%zu %s: done before, skipped", i + 1, kStages.size(), s.c_str());
         continue;
+      }
+      if (allreduce_max(preemption_requested() ? 1 : 0, r.grid.world)) {
+        log0(
+            "pipeline: preempted before stage %s; exiting with code %d so the job can requeue "
+            "and resume",
+            s.c_str(), kExitPreempted);
+        throw Preempted{(long long)i};
       }
       log0("pipeline: stage %zu/%zu %s | %s elapsed", i + 1, kStages.size(), s.c_str(),
            format_duration(total.seconds()).c_str());

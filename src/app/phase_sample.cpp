@@ -7,7 +7,9 @@
 // Inside a group the policy and the RM are split over its TP and PP ranks, which decode in
 // lock step (every rank sees the whole logits and draws the same tokens); the group's first
 // rank writes its parts. Draws depend on (seed, prompt, attempt, position) only, so the set
-// does not depend on the layout.
+// does not depend on the layout. SIGUSR1 or SIGTERM (Slurm preemption, the time limit) stops
+// each group before its next chunk; the finished parts stay and the command exits with
+// kExitPreempted (75) so the job can requeue and resume.
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
@@ -19,6 +21,7 @@
 #include "app/model_source.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/signals.h"
 #include "core/timer.h"
 #include "generate/generator.h"
 #include "io/checkpoint.h"
@@ -189,7 +192,9 @@ Phase phase_sample() {
       "Writes the Xwin-Set: /prompt, /responses (P*K), /scores [P,K] (RM), /policy_logp [P,K]\n"
       "(sum of the policy's log-probs), /lengths [P,K], /duplicates [P] (duplicate draws:\n"
       "re-drawn, or kept with --unique false).\n"
-      "Finished chunks live in OUT.parts/ until the merge, so a restart skips them.";
+      "Finished chunks live in OUT.parts/ until the merge, so a restart skips them.\n"
+      "SIGUSR1 or SIGTERM (Slurm preemption or time limit) stops before the next chunk and\n"
+      "exits with 75 (requeue and rerun to resume): keep a chunk shorter than the lead time.";
   p.add_options = [](po::options_description& d) {
     d.add_options()("prompts", po::value<std::string>(), "prompts dataset (required)")(
         "policy", po::value<std::string>(), "policy checkpoint to sample from (required)")(
@@ -209,7 +214,8 @@ Phase phase_sample() {
         "eos_id", po::value<int>()->default_value(2), "end-of-sequence token id")(
         "seed", po::value<uint64_t>()->default_value(1), "sampling seed")(
         "batch", po::value<int>()->default_value(64), "sequences decoded at once (KV-cache slots)")(
-        "chunk", po::value<int>()->default_value(16), "prompts per restartable part")(
+        "chunk", po::value<int>()->default_value(16),
+        "prompts per restartable part (also how often a preemption signal is checked)")(
         "score_batch", po::value<int>()->default_value(64), "sequences per RM forward pass");
   };
   p.run = [p](const po::variables_map& vm) {
@@ -225,6 +231,7 @@ Phase phase_sample() {
     const int budget = vm["draw_budget"].as<int>() > 0 ? vm["draw_budget"].as<int>() : 4 * K;
     if (K <= 0 || chunk <= 0 || budget < K)
       throw UsageError("need --num_samples > 0, --chunk > 0 and --draw_budget >= num_samples");
+    install_preemption_handlers();
     try {
       sp.validate();
     } catch (const Error& e) {
@@ -248,12 +255,18 @@ Phase phase_sample() {
     Timer timer;
     size_t done_here = 0;
     const bool writer = grid.tp_rank == 0 && grid.pp_rank == 0;
+    bool stopped = false;
     for (size_t c = grid.dp_rank; c < n_chunks; c += grid.dp_size) {
       char name[32];
       std::snprintf(name, sizeof name, "part-%06zu.h5", c);
       const std::string part = (fs::path(parts) / name).string();
       // Finished before a restart: the group decides together (its ranks decode in lock step).
       if (allreduce_max(writer && fs::exists(part) ? 1 : 0, grid.mp)) continue;
+      // Preempted: the group stops before this chunk (its ranks decide together).
+      if (allreduce_max(preemption_requested() ? 1 : 0, grid.mp)) {
+        stopped = true;
+        break;
+      }
       const size_t p0 = c * chunk, p1 = std::min(P, p0 + chunk);
       SampledChunk sc = sample_chunk(gen, rm.get(), prompts.prompt, p0, p1, K, budget, unique,
                                      vm["score_batch"].as<int>());
@@ -265,7 +278,19 @@ Phase phase_sample() {
                            std::max(0.0, (double)P / grid.dp_size - done_here))
                .c_str());
     }
-    barrier(grid.world);
+    if (allreduce_max(stopped ? 1 : 0, grid.world)) {
+      size_t written = 0;
+      for (size_t c = 0; c < n_chunks; c++) {
+        char name[32];
+        std::snprintf(name, sizeof name, "part-%06zu.h5", c);
+        written += fs::exists(fs::path(parts) / name);
+      }
+      log0(
+          "sample: preempted: %zu of %zu chunks written to %s; exiting with code %d so the job "
+          "can requeue and resume",
+          written, n_chunks, parts.c_str(), kExitPreempted);
+      throw Preempted{(long long)written};
+    }
     if (grid.rank == 0) {
       SampledChunk all;
       double dups = 0;

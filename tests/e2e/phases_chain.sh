@@ -3,7 +3,8 @@
 # 4.. symbols): SFT -> RM on correct-vs-corrupted pairs -> sample an Xwin-Set -> RS -> DPO.
 # Checks with h5py: RM held-out accuracy, the Xwin-Set's shape and uniqueness, RS picks the
 # best-scored response, DPO stores reference log-probs; sample and dpo killed with SIGKILL and
-# restarted give the same outputs as uninterrupted runs.
+# restarted, and sample preempted with SIGTERM (exit 75) and rerun, give the same outputs as
+# uninterrupted runs.
 # Usage: phases_chain.sh XWIN WORKDIR
 set -euo pipefail
 XWIN=$1 WORK=$2
@@ -85,6 +86,28 @@ interrupt 'compgen -G "set.h5.parts/part-*.h5"' set.h5 set.h5 sample1.log \
 parts_before=$(ls set.h5.parts | grep -c '^part-.*\.h5$' || true)
 "$XWIN" sample "${SAMPLE[@]}" --chunk 1 --out set.h5 >sample2.log
 echo "sample: restarted with $parts_before finished part(s)"
+# Preempted by SIGTERM (what Slurm sends at the time limit) after a finished part: it stops
+# before its next chunk, keeps its parts, exits 75 and writes no set; the rerun completes it (the
+# same as set_c1). A run that finished before the signal is retried.
+for try in 1 2 3 4 5; do
+  rm -rf set_pre.h5 set_pre.h5.parts
+  "$XWIN" sample "${SAMPLE[@]}" --chunk 1 --out set_pre.h5 >pre1.log 2>&1 &
+  pid=$!
+  for ((i = 0; i < 6000; i++)); do
+    compgen -G "set_pre.h5.parts/part-*.h5" >/dev/null && break
+    kill -0 $pid 2>/dev/null || break
+    sleep 0.005
+  done
+  kill -TERM $pid 2>/dev/null || true
+  code=0
+  wait $pid || code=$?
+  [ -e set_pre.h5 ] || break
+done
+[ $code = 75 ] || { echo "FAIL: sample preempted by SIGTERM exited $code, want 75"; cat pre1.log; exit 1; }
+grep -E "sample: preempted: [0-9]+ of 24 chunks written" pre1.log ||
+  { echo "FAIL: no preemption message"; cat pre1.log; exit 1; }
+compgen -G "set_pre.h5.parts/part-*.h5" >/dev/null
+"$XWIN" sample "${SAMPLE[@]}" --chunk 1 --out set_pre.h5 >pre2.log
 # Prompts are sharded over data-parallel ranks; every sample depends only on (seed, prompt,
 # attempt), so 2 ranks write the same Xwin-Set as 1 at the same thread count. (Across thread
 # counts the float rounding differs, and a rounding difference can flip a sampled token.)
@@ -118,6 +141,9 @@ with h5py.File("set.h5") as f, h5py.File("set_c1.h5") as g, h5py.File("set_full.
     assert P == 24 and f["scores"].shape == (24, 8) and f["policy_logp"].shape == (24, 8)
     names = ("prompt/tokens", "responses/tokens", "responses/offsets", "scores", "policy_logp",
              "duplicates")
+    with h5py.File("set_pre.h5") as pre:
+        for name in names:
+            assert np.array_equal(pre[name][...], g[name][...]), f"preempted sample differs in {name}"
     for name in names:
         assert np.array_equal(f[name][...], g[name][...]), f"restarted sample differs in {name}"
         if name in ("scores", "policy_logp"):

@@ -2,7 +2,8 @@
 # xwin pipeline end to end on a reduced demo deck: every stage runs, the report and its numbers
 # exist and are read back independently (h5py, json), the oracle's pairs are re-judged from the
 # decoded text by the tasks' own answers, and a rerun resumes (every stage skipped) while a run
-# killed in the middle of SFT resumes from its checkpoint to the same weights.
+# killed in the middle of SFT resumes from its checkpoint to the same weights, and one preempted
+# (SIGUSR1, exit 75) in the middle of the pairs stage's sampling reruns to the same pairs.
 # Usage: pipeline_demo.sh XWIN SOURCE_DIR WORKDIR
 set -euo pipefail
 XWIN=$1 SRC=$2 WORK=$3
@@ -42,6 +43,26 @@ test ! -f killed/stages/sft.done
 grep -q "resumed from" killed2.log
 # (tokenizer.model also records its output path, so compare the pieces and scores)
 cmp run/tokenizer/tokenizer.vocab killed/tokenizer/tokenizer.vocab
+# Preempted (SIGUSR1, as the Slurm templates forward it) while the pairs stage samples: exit 75,
+# the finished parts kept and the stage not marked done; the rerun completes the stage with the
+# uninterrupted run's pairs (checked below). A stage that finished before the signal is retried.
+for try in 1 2 3 4 5; do
+  rm -rf killed/pairs killed/stages/pairs.done
+  "${RUNK[@]}" --stage pairs >pre1.log 2>&1 &
+  pid=$!
+  for _ in $(seq 1 6000); do
+    compgen -G "killed/pairs/*.parts/part-*.h5" >/dev/null && break
+    kill -0 $pid 2>/dev/null || break
+    sleep 0.01
+  done
+  kill -USR1 $pid 2>/dev/null || true
+  code=0
+  wait $pid || code=$?
+  [ -f killed/stages/pairs.done ] || break
+done
+[ $code = 75 ] || { echo "FAIL: preempted pairs stage exited $code, want 75"; tail pre1.log; exit 1; }
+grep -q "preempted" pre1.log && test ! -f killed/stages/pairs.done
+"${RUNK[@]}" --stage pairs >pre2.log 2>&1 || { tail pre2.log; exit 1; }
 # `xwin eval --suite tasks` scores any checkpoint: the RS model on the run's held-out tasks, with
 # the deck's template and the pipeline's decoding settings, must get the pipeline's own numbers.
 # SFT and DPO too: their per-task outcomes check the report's paired differences below.
@@ -167,6 +188,11 @@ print(f"pipeline_demo: {n} pairs, {checked} decided by correctness re-checked; a
 with h5py.File("run/sft/final/shard-pp0-tp0.h5") as x, h5py.File("killed/sft/final/shard-pp0-tp0.h5") as y:
     for k in x["params"]:
         assert np.array_equal(x["params"][k][...], y["params"][k][...]), f"resumed SFT differs in {k}"
+for f in ("pairs.h5", "rm_heldout.h5"):
+    with h5py.File("run/pairs/" + f) as x, h5py.File("killed/pairs/" + f) as y:
+        for g in ("prompt", "chosen", "rejected"):
+            for k in ("tokens", "offsets"):
+                assert np.array_equal(x[g][k][...], y[g][k][...]), f"preempted pairs differ: {f} {g}"
 for png in ("accuracy.png", "best_of_n.png", "training.png"):
     p = "run/report/" + png
     if os.path.exists("/usr/bin/gnuplot"):
