@@ -8,7 +8,8 @@
 // demo pipeline does). Output: pairs JSONL (--out, readable by xwin data pairs) and/or the HDF5
 // pairs dataset (--out_h5).
 // Every reply goes to a journal first, so a killed or repeated run pays for nothing twice.
-// The endpoint is called from rank 0; other ranks wait.
+// The endpoint is called from rank 0; other ranks wait. SIGUSR1 / SIGTERM (preemption): the
+// requests in flight finish, then every rank exits with 75 and a rerun resumes from the journal.
 #include <mpi.h>
 
 #include <algorithm>
@@ -20,6 +21,7 @@
 #include "app/text_options.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/signals.h"
 #include "io/datasets.h"
 #include "io/jsonl.h"
 #include "io/records.h"
@@ -205,6 +207,18 @@ void write_h5(const std::string& path, const std::string& source, const std::vec
   w.commit();
 }
 
+// Rank 0 alone calls the endpoint, then tells the other ranks how it ended: 0 or preempted
+// (another error on rank 0 aborts them all).
+void share_outcome(int code) {
+  MPI_Bcast(&code, 1, MPI_INT, 0, MPI_COMM_WORLD);
+}
+int rank0_outcome() {
+  int code = 0;
+  MPI_Bcast(&code, 1, MPI_INT, 0, MPI_COMM_WORLD);
+  if (code == kExitPreempted) throw Preempted{0};
+  return code;
+}
+
 int run(const Phase& p, const po::variables_map& vm) {
   const std::string in = required(vm, "in", p);
   const std::string out = vm["out"].as<std::string>(), out_h5 = vm["out_h5"].as<std::string>();
@@ -217,9 +231,12 @@ int run(const Phase& p, const po::variables_map& vm) {
     throw UsageError(
         "--pairs best pairs the winner with what it beat; --ties keep has no ties to keep");
   const HttpJudgeOptions jo = judge_options(vm, (out.empty() ? out_h5 : out) + ".journal.jsonl");
+  // SIGUSR1 / SIGTERM (Slurm preemption, the time limit): the client finishes the requests in
+  // flight and stops; every rank exits with 75 and a rerun resumes from the journal.
+  install_preemption_handlers();
   int rank = 0;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  if (rank != 0) return MPI_Barrier(MPI_COMM_WORLD), 0;
+  if (rank != 0) return rank0_outcome();
 
   const bool h5_in = is_hdf5(in);
   std::unique_ptr<Tokenizer> tok;
@@ -245,7 +262,15 @@ int run(const Phase& p, const po::variables_map& vm) {
   HttpJudge judge(jo);
   std::vector<PairQuestion> qs;
   for (const Item& it : items) qs.push_back({it.prompt, it.a, it.b});
-  const std::vector<PairVerdict> v = judge.judge(qs);
+  std::vector<PairVerdict> v;
+  try {
+    v = judge.judge(qs);
+  } catch (const Preempted&) {
+    log0("annotate: preempted: %s; exiting with code %d so the job can requeue and resume",
+         judge.client().summary().c_str(), kExitPreempted);
+    share_outcome(kExitPreempted);
+    throw;
+  }
   Counts n;
   std::string first_error;
   for (const PairVerdict& x : v) {
@@ -291,7 +316,7 @@ int run(const Phase& p, const po::variables_map& vm) {
              v[i].explanation.c_str());
       }
   }
-  MPI_Barrier(MPI_COMM_WORLD);
+  share_outcome(0);
   return 0;
 }
 
@@ -307,7 +332,9 @@ Phase phase_annotate() {
       "\"response_b\" or \"chosen\"/\"rejected\"), or an Xwin-Set HDF5 from xwin sample.\n"
       "Each pair is judged in both orders with MT-bench's pair-v2 prompt (--judge_prompts);\n"
       "disagreeing orders are ties. Replies are journaled (--journal, default OUT.journal.jsonl),\n"
-      "so a rerun sends only what is missing. Exit 1 only when every judgement failed.";
+      "so a rerun sends only what is missing. Exit 1 only when every judgement failed.\n"
+      "SIGUSR1 or SIGTERM (Slurm preemption or time limit): nothing new is sent, the requests\n"
+      "in flight finish into the journal, and the command exits with 75 (rerun to resume).";
   p.groups = {Group::Tokenizer, Group::Template};
   p.add_options = [](po::options_description& d) {
     d.add_options()("in", po::value<std::string>(),

@@ -14,6 +14,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "core/signals.h"
 #include "core/timer.h"
 #include "core/version.h"
 
@@ -317,10 +318,24 @@ std::vector<ChatReply> ChatClient::complete(const std::vector<json>& messages,
   };
 
   double last_log = now_s();
+  bool stopping = false;
   while (resolved < tasks.size()) {
+    // Preempted (a caller installed core/signals.h's handlers and SIGUSR1/SIGTERM came): start
+    // nothing new, let the requests in flight finish (their replies reach the journal), stop.
+    if (!stopping && preemption_requested()) {
+      stopping = true;
+      log0(
+          "judge: preempted at %zu/%zu replies; waiting for %zu requests in flight, then "
+          "stopping (the journal keeps every reply; rerun to resume)",
+          resolved, tasks.size(), tr.active.size());
+    }
+    if (stopping && tr.active.empty()) {
+      stats_.seconds += timer.seconds();
+      throw Preempted{(long long)resolved};
+    }
     for (double now = now_s(); !delayed.empty() && delayed.begin()->first <= now;)
       ready.push_back(delayed.begin()->second), delayed.erase(delayed.begin());
-    while ((int)tr.active.size() < o_.in_flight && !ready.empty())
+    while (!stopping && (int)tr.active.size() < o_.in_flight && !ready.empty())
       start(ready.front()), ready.pop_front();
     int running = 0, queued = 0;
     curl_multi_perform(tr.multi, &running);
@@ -344,7 +359,7 @@ std::vector<ChatReply> ChatClient::complete(const std::vector<json>& messages,
     }
     if (resolved == tasks.size()) break;
     int wait_ms = 200;
-    if ((int)tr.active.size() < o_.in_flight && !ready.empty()) wait_ms = 0;
+    if (!stopping && (int)tr.active.size() < o_.in_flight && !ready.empty()) wait_ms = 0;
     if (!delayed.empty())
       wait_ms = std::min(wait_ms, (int)std::max(0.0, (delayed.begin()->first - now_s()) * 1000));
     curl_multi_poll(tr.multi, nullptr, 0, wait_ms, nullptr);
