@@ -8,6 +8,7 @@
 # Usage: phases_chain.sh XWIN WORKDIR
 set -euo pipefail
 XWIN=$1 WORK=$2
+source "$(dirname "${BASH_SOURCE[0]}")/signal_lib.sh"
 rm -rf "$WORK" && mkdir -p "$WORK" && cd "$WORK"
 # interrupt READY OUT DONE LOG CMD...: runs CMD (writing OUT, output to LOG) in the background
 # and kills it with SIGKILL as soon as the shell test READY holds. A run that finished first
@@ -89,21 +90,9 @@ echo "sample: restarted with $parts_before finished part(s)"
 # Preempted by SIGTERM (what Slurm sends at the time limit) after a finished part: it stops
 # before its next chunk, keeps its parts, exits 75 and writes no set; the rerun completes it (the
 # same as set_c1). A run that finished before the signal is retried.
-for try in 1 2 3 4 5; do
-  rm -rf set_pre.h5 set_pre.h5.parts
-  "$XWIN" sample "${SAMPLE[@]}" --chunk 1 --out set_pre.h5 >pre1.log 2>&1 &
-  pid=$!
-  for ((i = 0; i < 6000; i++)); do
-    compgen -G "set_pre.h5.parts/part-*.h5" >/dev/null && break
-    kill -0 $pid 2>/dev/null || break
-    sleep 0.005
-  done
-  kill -TERM $pid 2>/dev/null || true
-  code=0
-  wait $pid || code=$?
-  [ -e set_pre.h5 ] || break
-done
-[ $code = 75 ] || { echo "FAIL: sample preempted by SIGTERM exited $code, want 75"; cat pre1.log; exit 1; }
+signal_after TERM 'compgen -G "set_pre.h5.parts/part-*.h5"' '[ -e set_pre.h5 ]' \
+  'rm -rf set_pre.h5 set_pre.h5.parts' pre1.log "$XWIN" sample "${SAMPLE[@]}" --chunk 1 --out set_pre.h5
+[ $SIGNAL_EXIT = 75 ] || { echo "FAIL: sample preempted by SIGTERM exited $SIGNAL_EXIT, want 75"; cat pre1.log; exit 1; }
 grep -E "sample: preempted: [0-9]+ of 24 chunks written" pre1.log ||
   { echo "FAIL: no preemption message"; cat pre1.log; exit 1; }
 compgen -G "set_pre.h5.parts/part-*.h5" >/dev/null

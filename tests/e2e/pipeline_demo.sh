@@ -7,6 +7,7 @@
 # Usage: pipeline_demo.sh XWIN SOURCE_DIR WORKDIR
 set -euo pipefail
 XWIN=$1 SRC=$2 WORK=$3
+source "$SRC/tests/e2e/signal_lib.sh"
 rm -rf "$WORK" && mkdir -p "$WORK" && cd "$WORK"
 # One thread: this small model gains little from two, and one is robust on a busy machine.
 export OMP_NUM_THREADS=1
@@ -46,21 +47,9 @@ cmp run/tokenizer/tokenizer.vocab killed/tokenizer/tokenizer.vocab
 # Preempted (SIGUSR1, as the Slurm templates forward it) while the pairs stage samples: exit 75,
 # the finished parts kept and the stage not marked done; the rerun completes the stage with the
 # uninterrupted run's pairs (checked below). A stage that finished before the signal is retried.
-for try in 1 2 3 4 5; do
-  rm -rf killed/pairs killed/stages/pairs.done
-  "${RUNK[@]}" --stage pairs >pre1.log 2>&1 &
-  pid=$!
-  for _ in $(seq 1 6000); do
-    compgen -G "killed/pairs/*.parts/part-*.h5" >/dev/null && break
-    kill -0 $pid 2>/dev/null || break
-    sleep 0.01
-  done
-  kill -USR1 $pid 2>/dev/null || true
-  code=0
-  wait $pid || code=$?
-  [ -f killed/stages/pairs.done ] || break
-done
-[ $code = 75 ] || { echo "FAIL: preempted pairs stage exited $code, want 75"; tail pre1.log; exit 1; }
+signal_after USR1 'compgen -G "killed/pairs/*.parts/part-*.h5"' '[ -f killed/stages/pairs.done ]' \
+  'rm -rf killed/pairs killed/stages/pairs.done' pre1.log "${RUNK[@]}" --stage pairs
+[ $SIGNAL_EXIT = 75 ] || { echo "FAIL: preempted pairs stage exited $SIGNAL_EXIT, want 75"; tail pre1.log; exit 1; }
 grep -q "preempted" pre1.log && test ! -f killed/stages/pairs.done
 "${RUNK[@]}" --stage pairs >pre2.log 2>&1 || { tail pre2.log; exit 1; }
 # `xwin eval --suite tasks` scores any checkpoint: the RS model on the run's held-out tasks, with
