@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "app/cli.h"
+#include "app/rank0.h"
 #include "app/text_options.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -205,18 +206,6 @@ void write_h5(const std::string& path, const std::string& source, const std::vec
   info.n_dropped = n.dropped, info.n_skipped = skipped + n.unselected;
   w.info(info);
   w.commit();
-}
-
-// Rank 0 alone calls the endpoint, then tells the other ranks how it ended: 0 or preempted
-// (another error on rank 0 aborts them all).
-void share_outcome(int code) {
-  MPI_Bcast(&code, 1, MPI_INT, 0, MPI_COMM_WORLD);
-}
-int rank0_outcome() {
-  int code = 0;
-  MPI_Bcast(&code, 1, MPI_INT, 0, MPI_COMM_WORLD);
-  if (code == kExitPreempted) throw Preempted{0};
-  return code;
 }
 
 int run(const Phase& p, const po::variables_map& vm) {

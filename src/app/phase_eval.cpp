@@ -26,6 +26,7 @@
 #include "app/cli.h"
 #include "app/eval_tasks.h"
 #include "app/model_source.h"
+#include "app/rank0.h"
 #include "app/text_options.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -298,6 +299,16 @@ std::map<int64_t, MtAnswer> mt_answers(const po::variables_map& vm,
   return answers;
 }
 
+// SIGUSR1 / SIGTERM (Slurm preemption) while rank 0 judges: the client has finished its requests
+// in flight into the journal; every rank exits with 75 and a rerun replays the journal (answers
+// are generated again unless --answers / --outputs names the file this run wrote).
+[[noreturn]] void judge_preempted(const ChatClient& client) {
+  log0("eval: preempted: %s; exiting with code %d so the job can requeue and resume",
+       client.summary().c_str(), kExitPreempted);
+  share_outcome(kExitPreempted);
+  throw Preempted{0};
+}
+
 void print_mt_scores(const MtScores& s, const std::string& model) {
   log0(
       "eval: mt-bench | %s | first turn %.3f | second turn %.3f | overall %.3f (%lld ratings, "
@@ -314,8 +325,10 @@ int eval_mt_bench(const po::variables_map& vm) {
   if (judge != "http" && judge != "none")
     throw UsageError("--suite mt-bench grades with an HTTP judge: --judge http (or none)");
   const std::vector<MtQuestion> qs = select_questions(vm);
+  if (judge == "http") install_preemption_handlers();  // see judge_preempted()
   const std::map<int64_t, MtAnswer> answers = mt_answers(vm, qs, out, model);
-  if (judge == "none" || world_rank() != 0) return MPI_Barrier(MPI_COMM_WORLD), 0;
+  if (judge == "none") return MPI_Barrier(MPI_COMM_WORLD), 0;
+  if (world_rank() != 0) return rank0_outcome();
 
   const HttpJudgeOptions jo = judge_options(vm, out + "/judge_journal.jsonl");
   std::map<int64_t, MtAnswer> refs;
@@ -338,8 +351,12 @@ int eval_mt_bench(const po::variables_map& vm) {
   std::vector<json> msgs;
   for (const Call& c : calls) msgs.push_back(c.c.messages);
   ChatClient client(jo.client);
-  const std::vector<ChatReply> replies =
-      client.complete(msgs, [](const std::string& r) { return parse_rating(r) >= 0; });
+  std::vector<ChatReply> replies;
+  try {
+    replies = client.complete(msgs, [](const std::string& r) { return parse_rating(r) >= 0; });
+  } catch (const Preempted&) {
+    judge_preempted(client);
+  }
   MtScores scores;
   const std::string path = out + "/model_judgment/" + jo.client.model + "_single.jsonl";
   fs::create_directories(out + "/model_judgment");
@@ -361,7 +378,7 @@ int eval_mt_bench(const po::variables_map& vm) {
   log0("eval: judge: %s", client.summary().c_str());
   log0("eval: judgments -> %s", path.c_str());
   print_mt_scores(scores, model);
-  MPI_Barrier(MPI_COMM_WORLD);
+  share_outcome(0);
   return 0;
 }
 
@@ -447,6 +464,7 @@ int eval_alpaca(const po::variables_map& vm) {
   const std::string judge = vm["judge"].as<std::string>();
   if (judge != "http" && judge != "none" && judge.rfind("rm:", 0) != 0)
     throw UsageError("--judge '" + judge + "': http, rm:CKPT or none");
+  if (judge == "http") install_preemption_handlers();  // see judge_preempted()
   std::vector<json> ref = read_model_outputs(rpath);
   if (const size_t limit = vm["limit"].as<size_t>(); limit > 0 && ref.size() > limit)
     ref.resize(limit);
@@ -468,9 +486,13 @@ int eval_alpaca(const po::variables_map& vm) {
     RmJudge rm(judge.substr(3), enc, vm["batch"].as<int>());
     v = rm.judge(qs), annotator = rm.name();
   } else {
-    if (world_rank() != 0) return MPI_Barrier(MPI_COMM_WORLD), 0;
+    if (world_rank() != 0) return rank0_outcome();
     HttpJudge http(judge_options(vm, out + "/judge_journal.jsonl"));
-    v = http.judge(qs), annotator = http.name();
+    try {
+      v = http.judge(qs), annotator = http.name();
+    } catch (const Preempted&) {
+      judge_preempted(http.client());
+    }
     log0("eval: judge: %s", http.client().summary().c_str());
   }
   std::vector<json> ann;
@@ -481,7 +503,7 @@ int eval_alpaca(const po::variables_map& vm) {
     log0("eval: annotations -> %s/annotations.json", out.c_str());
   }
   report_win_rate(ann, model, out);
-  if (judge == "http") MPI_Barrier(MPI_COMM_WORLD);
+  if (judge == "http") share_outcome(0);
   return 0;
 }
 
@@ -500,7 +522,9 @@ Phase phase_eval() {
       "  OUT/model_outputs.json (--outputs: use an existing one), judges each against the\n"
       "  reference output (--judge http or rm:CKPT), writes OUT/annotations.json and\n"
       "  OUT/leaderboard.csv; --annotations FILE only computes the win rate of a file.\n"
-      "Judge replies are journaled in OUT/judge_journal.jsonl: a rerun pays for nothing twice.";
+      "Judge replies are journaled in OUT/judge_journal.jsonl: a rerun pays for nothing twice.\n"
+      "With --judge http, SIGUSR1 or SIGTERM (Slurm preemption) stops the judging after the\n"
+      "requests in flight and exits with 75; the rerun replays the journal.";
   p.groups = {Group::Tokenizer, Group::Template};
   p.add_options = [](po::options_description& d) {
     d.add_options()("suite", po::value<std::string>()->default_value("tasks"),

@@ -6,7 +6,8 @@
 # ranks give the same answers as one; a rerun regenerates the same answers and sends no request
 # (journal); GPT-4's reference answers
 # judged as a model exercise the -math prompts with references; a math question without
-# --reference fails clearly.
+# --reference fails clearly; preempted with SIGUSR1 on 2 ranks, it exits 75 and reruns from the
+# journal to the same judgments.
 # Usage: judge_eval_mt_bench.sh XWIN SOURCE_DIR WORKDIR
 set -euo pipefail
 XWIN=$1 SRC=$2 WORK=$3
@@ -82,4 +83,33 @@ set +e
 rc=$?
 set -e
 [ $rc = 1 ] && grep -q "give --reference" run4.out || { cat run4.out; fail "missing reference: unclear"; }
+
+# Preempted (SIGUSR1, as the Slurm templates forward it) on 2 ranks while rank 0 judges, one
+# request at a time, the third held by the server: nothing new is sent, the held one finishes
+# into the journal once released, every rank exits 75 and no judgment file is written. The rerun
+# sends only the 3 requests never asked and gives the uninterrupted run's judgments.
+touch hang
+start_server pre --hang_after 2 --hang_flag "$WORK/hang"
+P=(--judge_url "$URL" --judge_model test-judge --judge_prompts "$PROMPTS" --judge_in_flight 1)
+mpiexec -n 2 "$XWIN" "${E[@]}" --out mtpre "${P[@]}" > pre1.out 2>&1 &
+PID=$!
+for _ in $(seq 600); do [ "$(requests pre)" -ge 3 ] && break; sleep 0.05; done
+[ "$(requests pre)" = 3 ] || fail "expected the third request held, the server saw $(requests pre)"
+kill -USR1 $PID
+for _ in $(seq 100); do grep -q "judge: preempted" pre1.out && break; sleep 0.05; done
+rm -f hang
+code=0
+wait $PID || code=$?
+[ $code = 75 ] || { cat pre1.out; fail "preempted eval exited $code, want 75"; }
+grep -q "eval: preempted: " pre1.out || { cat pre1.out; fail "no preemption message"; }
+[ "$(requests pre)" = 3 ] || fail "requests were sent after the preemption signal"
+[ ! -e mtpre/model_judgment/test-judge_single.jsonl ] || fail "a preempted eval wrote judgments"
+[ "$(grep -c . mtpre/judge_journal.jsonl)" = 3 ] || fail "the journal does not hold the 3 replies"
+settle pre
+"$XWIN" "${E[@]}" --out mtpre "${P[@]}" > pre2.out 2>&1 || { cat pre2.out; fail "rerun after preemption failed"; }
+[ "$(requests pre)" = 6 ] || fail "the rerun sent $(( $(requests pre) - 3 )) requests, want 3"
+"$PY" -c "
+import json
+key = lambda f: [(j['question_id'], j['turn'], j['judgment'], j['score']) for j in map(json.loads, open(f))]
+assert key('mtpre/model_judgment/test-judge_single.jsonl') == key('mt/model_judgment/test-judge_single.jsonl')"
 echo "judge_eval_mt_bench: ok"
