@@ -255,10 +255,7 @@ int run(const Phase& p, const po::variables_map& vm) {
   try {
     v = judge.judge(qs);
   } catch (const Preempted&) {
-    log0("annotate: preempted: %s; exiting with code %d so the job can requeue and resume",
-         judge.client().summary().c_str(), kExitPreempted);
-    share_outcome(kExitPreempted);
-    throw;
+    judge_preempted("annotate", judge.client());
   }
   Counts n;
   std::string first_error;

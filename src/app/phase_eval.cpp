@@ -299,16 +299,6 @@ std::map<int64_t, MtAnswer> mt_answers(const po::variables_map& vm,
   return answers;
 }
 
-// SIGUSR1 / SIGTERM (Slurm preemption) while rank 0 judges: the client has finished its requests
-// in flight into the journal; every rank exits with 75 and a rerun replays the journal (answers
-// are generated again unless --answers / --outputs names the file this run wrote).
-[[noreturn]] void judge_preempted(const ChatClient& client) {
-  log0("eval: preempted: %s; exiting with code %d so the job can requeue and resume",
-       client.summary().c_str(), kExitPreempted);
-  share_outcome(kExitPreempted);
-  throw Preempted{0};
-}
-
 void print_mt_scores(const MtScores& s, const std::string& model) {
   log0(
       "eval: mt-bench | %s | first turn %.3f | second turn %.3f | overall %.3f (%lld ratings, "
@@ -325,7 +315,9 @@ int eval_mt_bench(const po::variables_map& vm) {
   if (judge != "http" && judge != "none")
     throw UsageError("--suite mt-bench grades with an HTTP judge: --judge http (or none)");
   const std::vector<MtQuestion> qs = select_questions(vm);
-  if (judge == "http") install_preemption_handlers();  // see judge_preempted()
+  // Preempted while rank 0 judges: judge_preempted (app/rank0.h). The answers are generated
+  // again by the rerun unless --answers names the file this run wrote.
+  if (judge == "http") install_preemption_handlers();
   const std::map<int64_t, MtAnswer> answers = mt_answers(vm, qs, out, model);
   if (judge == "none") return MPI_Barrier(MPI_COMM_WORLD), 0;
   if (world_rank() != 0) return rank0_outcome();
@@ -355,7 +347,7 @@ int eval_mt_bench(const po::variables_map& vm) {
   try {
     replies = client.complete(msgs, [](const std::string& r) { return parse_rating(r) >= 0; });
   } catch (const Preempted&) {
-    judge_preempted(client);
+    judge_preempted("eval", client);
   }
   MtScores scores;
   const std::string path = out + "/model_judgment/" + jo.client.model + "_single.jsonl";
@@ -464,7 +456,7 @@ int eval_alpaca(const po::variables_map& vm) {
   const std::string judge = vm["judge"].as<std::string>();
   if (judge != "http" && judge != "none" && judge.rfind("rm:", 0) != 0)
     throw UsageError("--judge '" + judge + "': http, rm:CKPT or none");
-  if (judge == "http") install_preemption_handlers();  // see judge_preempted()
+  if (judge == "http") install_preemption_handlers();  // as in eval_mt_bench
   std::vector<json> ref = read_model_outputs(rpath);
   if (const size_t limit = vm["limit"].as<size_t>(); limit > 0 && ref.size() > limit)
     ref.resize(limit);
@@ -491,7 +483,7 @@ int eval_alpaca(const po::variables_map& vm) {
     try {
       v = http.judge(qs), annotator = http.name();
     } catch (const Preempted&) {
-      judge_preempted(http.client());
+      judge_preempted("eval", http.client());
     }
     log0("eval: judge: %s", http.client().summary().c_str());
   }

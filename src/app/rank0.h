@@ -5,7 +5,9 @@
 #pragma once
 #include <mpi.h>
 
+#include "core/log.h"
 #include "core/signals.h"
+#include "judge/chat_client.h"
 
 namespace xwin::cli {
 
@@ -20,6 +22,16 @@ inline int rank0_outcome() {
   MPI_Bcast(&code, 1, MPI_INT, 0, MPI_COMM_WORLD);
   if (code == kExitPreempted) throw Preempted{0};
   return code;
+}
+
+// Rank 0, when its judge client stopped for a preemption (the requests in flight finished into
+// the journal): says so, tells the other ranks, and ends the phase; every rank exits with 75 and
+// a rerun replays the journal. `phase` prefixes the log line.
+[[noreturn]] inline void judge_preempted(const char* phase, const ChatClient& client) {
+  log0("%s: preempted: %s; exiting with code %d so the job can requeue and resume", phase,
+       client.summary().c_str(), kExitPreempted);
+  share_outcome(kExitPreempted);
+  throw Preempted{0};
 }
 
 }  // namespace xwin::cli

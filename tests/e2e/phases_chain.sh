@@ -10,29 +10,6 @@ set -euo pipefail
 XWIN=$1 WORK=$2
 source "$(dirname "${BASH_SOURCE[0]}")/signal_lib.sh"
 rm -rf "$WORK" && mkdir -p "$WORK" && cd "$WORK"
-# interrupt READY OUT DONE LOG CMD...: runs CMD (writing OUT, output to LOG) in the background
-# and kills it with SIGKILL as soon as the shell test READY holds. A run that finished first
-# (DONE written) or died before READY is cleared (OUT, OUT.parts) and retried, up to 5 times.
-interrupt() {
-  local ready=$1 out=$2 done=$3 log=$4 try i pid
-  shift 4
-  for try in 1 2 3 4 5; do
-    rm -rf "$out" "$out.parts"
-    "$@" >"$log" 2>&1 &
-    pid=$!
-    for ((i = 0; i < 6000; i++)); do
-      eval "$ready" >/dev/null 2>&1 && break
-      [ -e "$done" ] && break
-      kill -0 $pid 2>/dev/null || break
-      sleep 0.005
-    done
-    kill -KILL $pid 2>/dev/null || true
-    wait $pid 2>/dev/null || true
-    eval "$ready" >/dev/null 2>&1 && [ ! -e "$done" ] && return 0
-  done
-  echo "FAIL: '$*' was not cut short after '$ready' in 5 tries (see $log)"
-  exit 1
-}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 MODEL=(--model.vocab_size 12 --model.d_model 64 --model.n_layers 2 --model.n_heads 4
        --model.n_kv_heads 2 --model.d_ff 128 --model.max_seq_len 24)
@@ -82,7 +59,7 @@ SAMPLE=(--prompts prompts.h5 --policy sft/final --rm rm/final --num_samples 8 --
 # responses; the RM scores them in batches padded to the batch's longest, so scores and log-probs
 # agree with --chunk 4's to rounding.
 "$XWIN" sample "${SAMPLE[@]}" --chunk 1 --out set_c1.h5 >/dev/null
-interrupt 'compgen -G "set.h5.parts/part-*.h5"' set.h5 set.h5 sample1.log \
+signal_after KILL 'compgen -G "set.h5.parts/part-*.h5"' '[ -e set.h5 ]' 'rm -rf set.h5 set.h5.parts' sample1.log \
   "$XWIN" sample "${SAMPLE[@]}" --chunk 1 --out set.h5
 parts_before=$(ls set.h5.parts | grep -c '^part-.*\.h5$' || true)
 "$XWIN" sample "${SAMPLE[@]}" --chunk 1 --out set.h5 >sample2.log
@@ -110,8 +87,8 @@ OMP_NUM_THREADS=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 \
 DPO=(--data set.h5 --init sft/final --train.steps 30 --train.batch_size 8 --train.micro_batch_size 4
      --train.lr 5e-4 --train.warmup_steps 5 --eval_every 10 --eval_every_nth 6 --save-every 5)
 "$XWIN" dpo "${DPO[@]}" --out dpo_full >/dev/null
-interrupt '[ -f dpo/ckpt/latest ] && [ "$(grep -c "\"loss\"" dpo/metrics.jsonl)" -ge 12 ]' \
-  dpo dpo/final dpo1.log "$XWIN" dpo "${DPO[@]}" --out dpo
+signal_after KILL '[ -f dpo/ckpt/latest ] && [ "$(grep -c "\"loss\"" dpo/metrics.jsonl)" -ge 12 ]' \
+  '[ -e dpo/final ]' 'rm -rf dpo' dpo1.log "$XWIN" dpo "${DPO[@]}" --out dpo
 "$XWIN" dpo "${DPO[@]}" --out dpo >dpo2.log
 grep -q "dpo: .* pairs with stored reference log-probs" dpo2.log
 grep -q "resumed from" dpo2.log

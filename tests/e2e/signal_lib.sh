@@ -1,7 +1,8 @@
-# Sourced by e2e tests that preempt a run. signal_after SIG READY DONE CLEAN LOG CMD...: runs CMD
-# in the background (output to LOG) and sends it SIG as soon as the shell test READY holds, then
-# waits and sets SIGNAL_EXIT to its exit code. A run that finished before the signal (the shell
-# test DONE holds) is cleaned with CLEAN and run again, up to 5 times.
+# Sourced by e2e tests that interrupt a run. signal_after SIG READY DONE CLEAN LOG CMD...: runs
+# CMD in the background (output to LOG), sends it SIG (KILL, TERM, USR1) as soon as the shell
+# test READY holds, waits, and sets SIGNAL_EXIT to its exit code. A run that finished before the
+# signal (the shell test DONE holds) or ended before READY held is cleaned with CLEAN and run
+# again, up to 5 times; then the test fails.
 signal_after() {
   local sig=$1 ready=$2 done=$3 clean=$4 log=$5 try i pid
   shift 5
@@ -16,7 +17,9 @@ signal_after() {
     done
     kill -"$sig" $pid 2>/dev/null || true
     SIGNAL_EXIT=0
-    wait $pid || SIGNAL_EXIT=$?
-    eval "$done" || return 0
+    wait $pid 2>/dev/null || SIGNAL_EXIT=$?
+    eval "$ready" >/dev/null 2>&1 && ! eval "$done" >/dev/null 2>&1 && return 0
   done
+  echo "FAIL: '$*' was not cut short by SIG$sig after '$ready' in 5 tries (see $log)"
+  exit 1
 }
