@@ -35,11 +35,8 @@ test "$(grep -c 'done before, skipped' run2.log)" -eq 8
 # checkpoint and ends with the weights of the uninterrupted run.
 RUNK=("$XWIN" pipeline --config "$SRC/inputs/demo.ini" --run_dir killed "${SMALL[@]}" --save_every 40)
 "${RUNK[@]}" --stage prepare >/dev/null 2>&1
-"${RUNK[@]}" --stage sft >killed1.log 2>&1 &
-pid=$!
-for _ in $(seq 1 1200); do [ -f killed/sft/ckpt/latest ] && break; sleep 0.1; done
-kill -KILL $pid; wait $pid 2>/dev/null || true
-test ! -f killed/stages/sft.done
+signal_after KILL '[ -f killed/sft/ckpt/latest ]' '[ -f killed/stages/sft.done ]' \
+  'rm -rf killed/sft killed/stages/sft.done' killed1.log "${RUNK[@]}" --stage sft
 "${RUNK[@]}" --stage sft >killed2.log 2>&1
 grep -q "resumed from" killed2.log
 # (tokenizer.model also records its output path, so compare the pieces and scores)

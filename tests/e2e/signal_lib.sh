@@ -1,16 +1,17 @@
 # Sourced by e2e tests that interrupt a run. signal_after SIG READY DONE CLEAN LOG CMD...: runs
 # CMD in the background (output to LOG), sends it SIG (KILL, TERM, USR1) as soon as the shell
-# test READY holds, waits, and sets SIGNAL_EXIT to its exit code. A run that finished before the
-# signal (the shell test DONE holds) or ended before READY held is cleaned with CLEAN and run
-# again, up to 5 times; then the test fails.
+# test READY holds (or after 300 s), waits, and sets SIGNAL_EXIT to its exit code. A run that
+# finished before the signal (the shell test DONE holds) or ended before READY held is cleaned
+# with CLEAN and run again, up to 5 times; then the test fails.
 signal_after() {
-  local sig=$1 ready=$2 done=$3 clean=$4 log=$5 try i pid
+  local sig=$1 ready=$2 done=$3 clean=$4 log=$5 try end pid
   shift 5
   for try in 1 2 3 4 5; do
     eval "$clean"
     "$@" >"$log" 2>&1 &
     pid=$!
-    for ((i = 0; i < 6000; i++)); do
+    end=$((SECONDS + 300))
+    while ((SECONDS < end)); do
       eval "$ready" >/dev/null 2>&1 && break
       kill -0 $pid 2>/dev/null || break
       sleep 0.005

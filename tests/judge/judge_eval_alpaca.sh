@@ -4,6 +4,8 @@
 # text-davinci-003's in both orders into AlpacaEval annotations, and the printed / CSV win rate
 # is the one the annotations imply. Offline: --judge rm:CKPT with a reward model sends no
 # request. The real GPT-4 annotations of alpaca-7b give AlpacaEval's published 26.46%.
+# Preempted with SIGUSR1 on 2 ranks while a request is held, it exits 75 on every rank with the
+# replies journaled, and the rerun asks only what was never asked and gives the same annotations.
 # Usage: judge_eval_alpaca.sh XWIN SOURCE_DIR WORKDIR
 set -euo pipefail
 XWIN=$1 SRC=$2 WORK=$3
@@ -73,4 +75,35 @@ assert line in open("run3.out").read(), line
 assert "%.2f" % (100 * m) == "26.46"
 print("alpaca-eval: published alpaca-7b win rate reproduced:", line)
 PY
+
+# Preempted (SIGUSR1, as the Slurm templates forward it) on 2 ranks while rank 0 judges the
+# first run's outputs, one request at a time, the third held by the server: nothing new is sent,
+# the held one finishes into the journal once released, every rank exits 75 and no annotations
+# are written. The rerun sends only the 5 requests never asked and gives run 1's annotations.
+touch hang
+start_server pre --hang_after 2 --hang_flag "$WORK/hang"
+P=(eval --suite alpaca-eval --outputs ae/model_outputs.json --reference_outputs "$BASE" --limit 4
+   --tokenizer.model "$TOK" --out aepre --judge_url "$URL" --judge_model test-judge
+   --judge_prompts "$PROMPTS" --judge_in_flight 1)
+mpiexec -n 2 "$XWIN" "${P[@]}" > pre1.out 2>&1 &
+PID=$!
+for _ in $(seq 600); do [ "$(requests pre)" -ge 3 ] && break; sleep 0.05; done
+[ "$(requests pre)" = 3 ] || fail "expected the third request held, the server saw $(requests pre)"
+kill -USR1 $PID
+for _ in $(seq 100); do grep -q "judge: preempted" pre1.out && break; sleep 0.05; done
+rm -f hang
+code=0
+wait $PID || code=$?
+[ $code = 75 ] || { cat pre1.out; fail "preempted eval exited $code, want 75"; }
+grep -q "eval: preempted: " pre1.out || { cat pre1.out; fail "no preemption message"; }
+[ "$(requests pre)" = 3 ] || fail "requests were sent after the preemption signal"
+[ ! -e aepre/annotations.json ] || fail "a preempted eval wrote annotations"
+[ "$(grep -c . aepre/judge_journal.jsonl)" = 3 ] || fail "the journal does not hold the 3 replies"
+settle pre
+"$XWIN" "${P[@]}" > pre2.out 2>&1 || { cat pre2.out; fail "rerun after preemption failed"; }
+[ "$(requests pre)" = 8 ] || fail "the rerun sent $(( $(requests pre) - 3 )) requests, want 5"
+"$PY" -c "
+import json
+key = lambda f: [(a['instruction'], a['output_1'], a['output_2'], a['preference']) for a in json.load(open(f))]
+assert key('aepre/annotations.json') == key('ae/annotations.json')"
 echo "judge_eval_alpaca: ok"
