@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/signals.h"
+#include "core/threads.h"
 
 int main(int argc, char** argv) {
   MPI_Init(&argc, &argv);
@@ -20,7 +21,10 @@ int main(int argc, char** argv) {
   try {
     boost::program_options::variables_map vm;
     const xwin::cli::Phase* phase = xwin::cli::parse(argc, argv, vm);
-    if (phase) code = phase->run(vm);
+    if (phase) {
+      xwin::warn_if_oversubscribed(MPI_COMM_WORLD);
+      code = phase->run(vm);
+    }
   } catch (const xwin::Preempted&) {
     code = xwin::kExitPreempted;
   } catch (const xwin::cli::UsageError& e) {
