@@ -85,18 +85,8 @@ start_server pre --hang_after 2 --hang_flag "$WORK/hang"
 P=(eval --suite alpaca-eval --outputs ae/model_outputs.json --reference_outputs "$BASE" --limit 4
    --tokenizer.model "$TOK" --out aepre --judge_url "$URL" --judge_model test-judge
    --judge_prompts "$PROMPTS" --judge_in_flight 1)
-mpiexec -n 2 "$XWIN" "${P[@]}" > pre1.out 2>&1 &
-PID=$!
-for _ in $(seq 600); do [ "$(requests pre)" -ge 3 ] && break; sleep 0.05; done
-[ "$(requests pre)" = 3 ] || fail "expected the third request held, the server saw $(requests pre)"
-kill -USR1 $PID
-for _ in $(seq 100); do grep -q "judge: preempted" pre1.out && break; sleep 0.05; done
-rm -f hang
-code=0
-wait $PID || code=$?
-[ $code = 75 ] || { cat pre1.out; fail "preempted eval exited $code, want 75"; }
-grep -q "eval: preempted: " pre1.out || { cat pre1.out; fail "no preemption message"; }
-[ "$(requests pre)" = 3 ] || fail "requests were sent after the preemption signal"
+preempt_judging pre pre1.out mpiexec -n 2 "$XWIN" "${P[@]}"
+grep -q "eval: preempted: " pre1.out || { cat pre1.out; fail "no preemption message from eval"; }
 [ ! -e aepre/annotations.json ] || fail "a preempted eval wrote annotations"
 [ "$(grep -c . aepre/judge_journal.jsonl)" = 3 ] || fail "the journal does not hold the 3 replies"
 settle pre

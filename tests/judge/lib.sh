@@ -1,5 +1,6 @@
 # Shared by the judge tests: paths, the scripted server, and log queries.
-# Sourced with XWIN SRC WORK set: sets DATA, PY, PROMPTS, TOK; start_server / requests / settle.
+# Sourced with XWIN SRC WORK set: sets DATA, PY, PROMPTS, TOK; start_server / requests / settle /
+# preempt_judging.
 export DATA=${XWIN_SHARED_DATA:-$SRC/../shared/data}
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
@@ -34,6 +35,26 @@ settle() {
     sleep 0.05
   done
   fail "the server still has requests open"
+}
+
+# preempt_judging NAME LOG CMD...: runs CMD (output to LOG) in the background against server
+# NAME, started with --hang_after 2 --hang_flag "$WORK/hang" (a held third request); sends it
+# SIGUSR1 (as the Slurm templates forward it) once that request arrives, releases it after the
+# judge has logged the preemption, and checks that CMD exits 75 having sent nothing more.
+preempt_judging() {
+  local name=$1 log=$2 pid code=0
+  shift 2
+  "$@" > "$log" 2>&1 &
+  pid=$!
+  for _ in $(seq 600); do [ "$(requests "$name")" -ge 3 ] && break; sleep 0.05; done
+  [ "$(requests "$name")" = 3 ] || fail "expected the third request held, the server saw $(requests "$name")"
+  kill -USR1 $pid
+  for _ in $(seq 100); do grep -q "judge: preempted" "$log" && break; sleep 0.05; done
+  rm -f "$WORK/hang"
+  wait $pid || code=$?
+  [ $code = 75 ] || { cat "$log"; fail "preempted run exited $code, want 75"; }
+  grep -q "preempted: " "$log" || { cat "$log"; fail "no preemption message"; }
+  [ "$(requests "$name")" = 3 ] || fail "requests were sent after the preemption signal"
 }
 
 fail() { echo "FAIL: $*"; exit 1; }
