@@ -4,9 +4,11 @@
 #  2. the same run killed with SIGKILL after step 17, then resumed with --resume auto;
 #  3. the same run sent SIGUSR1 mid-run: it checkpoints and exits 75, then resumes;
 # 2 and 3 must give bitwise the same losses (steps 18-30) and final weights and AdamW moments.
+# A run that finishes before its signal lands is repeated (interrupt, below).
 # Usage: resume_exact.sh XWIN WORKDIR NP
 set -euo pipefail
 XWIN=$1 WORK=$2 NP=$3
+source "$(dirname "${BASH_SOURCE[0]}")/signal_lib.sh"
 rm -rf "$WORK" && mkdir -p "$WORK" && cd "$WORK"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 export OMP_NUM_THREADS=1
@@ -21,33 +23,26 @@ run() { "${launch[@]}" "$XWIN" sft --data data.h5 "${MODEL[@]}" "${TRAIN[@]}" --
 
 run full >full.log
 
-# Wait until metrics.jsonl of $1 has at least $2 lines.
-wait_steps() {
-  for _ in $(seq 1 4800); do  # up to 4 minutes on a loaded machine
-    [ -f "$1/metrics.jsonl" ] && [ "$(wc -l <"$1/metrics.jsonl")" -ge "$2" ] && return 0
-    sleep 0.05
-  done
-  echo "timed out waiting for step $2 in $1"; return 1
+# interrupt NAME SIG STEP LOG: runs NAME (output to LOG) and, once STEP steps are logged, sends
+# SIG to every task, as Slurm does with --signal (the launcher may forward it too); sets
+# SIGNAL_EXIT. A step takes milliseconds here, so a run that finished all 30 steps before the
+# signal landed (its final checkpoint written) is repeated (signal_after).
+interrupt() {
+  local name=$1 sig=$2 step=$3 log=$4
+  SIGNAL_PATTERN="--out $name" signal_after "$sig" \
+    "[ -f $name/metrics.jsonl ] && [ \$(wc -l <$name/metrics.jsonl) -ge $step ]" \
+    "[ -d $name/final ]" "rm -rf $name" "$log" run "$name"
 }
 
 # 2. SIGKILL every rank after step 17: no chance to save anything.
-run killed >killed1.log 2>&1 &
-launcher=$!
-wait_steps killed 17
-pkill -KILL -f -- "--out killed" || true
-wait $launcher 2>/dev/null || true
+interrupt killed KILL 17 killed1.log
 ls killed/ckpt
 run killed --resume auto >killed2.log
 grep -q "resumed from .*step-000000" killed2.log
 
 # 3. SIGUSR1 at a moment chosen by the step count: checkpoint, exit 75, resume.
-run preempted >pre1.log 2>&1 &
-launcher=$!
-wait_steps preempted $((7 + RANDOM % 15))
-# As Slurm does with --signal: every task (and the launcher, which may forward it) gets it.
-pkill -USR1 -f -- "--out preempted"
-set +e; wait $launcher; code=$?; set -e
-[ $code = 75 ] || { echo "preempted run exited $code, want 75"; cat pre1.log; exit 1; }
+interrupt preempted USR1 $((7 + RANDOM % 15)) pre1.log
+[ $SIGNAL_EXIT = 75 ] || { echo "preempted run exited $SIGNAL_EXIT, want 75"; cat pre1.log; exit 1; }
 grep -q "preempted: checkpoint of step" pre1.log
 run preempted >pre2.log
 
