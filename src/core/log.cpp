@@ -23,14 +23,26 @@ void log0(const char* fmt, ...) {
   std::fflush(stdout);
 }
 
-void log_error(const char* fmt, ...) {
-  std::fprintf(stderr, "xwin[rank %d]: error: ", g_rank);
-  va_list ap;
-  va_start(ap, fmt);
+// "xwin[rank R]: KIND: message" on stderr, flushed.
+static void log_stderr(const char* kind, const char* fmt, va_list ap) {
+  std::fprintf(stderr, "xwin[rank %d]: %s: ", g_rank, kind);
   std::vfprintf(stderr, fmt, ap);
-  va_end(ap);
   std::fputc('\n', stderr);
   std::fflush(stderr);
+}
+
+void log_error(const char* fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  log_stderr("error", fmt, ap);
+  va_end(ap);
+}
+
+void log_warning(const char* fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  log_stderr("warning", fmt, ap);
+  va_end(ap);
 }
 
 std::string format_duration(double s) {

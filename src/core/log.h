@@ -12,6 +12,8 @@ int log_rank();
 void log0(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
 // printf-style line to stderr from any rank, prefixed with the rank.
 void log_error(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+// The same with "warning:" for a problem that does not stop the run.
+void log_warning(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
 
 // Human-readable duration for ETAs: "42s", "3m07s", "2h05m".
 std::string format_duration(double seconds);

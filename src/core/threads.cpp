@@ -2,19 +2,19 @@
 
 #include <omp.h>
 #include <sched.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <cctype>
 #include <cstdio>
 #include <cstdlib>
+
+#include "core/log.h"
 
 namespace xwin {
 
 std::string oversubscription_warning(const ThreadLayout& t) {
-  std::string policy = t.wait_policy;
-  for (char& c : policy) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  if (t.threads <= 1 || policy == "passive") return "";
+  if (t.threads <= 1 || strcasecmp(t.wait_policy.c_str(), "passive") == 0) return "";
   const int fit =
       std::max(1, std::min(t.cpus_allowed, t.cpus_on_node / std::max(1, t.ranks_on_node)));
   char what[256];
@@ -57,10 +57,7 @@ void warn_if_oversubscribed(MPI_Comm comm) {
   const std::string w = oversubscription_warning(thread_layout(comm));
   int mine = w.empty() ? size : rank, first = size;
   MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, comm);
-  if (rank == first) {
-    std::fprintf(stderr, "xwin[rank %d]: warning: %s\n", rank, w.c_str());
-    std::fflush(stderr);
-  }
+  if (rank == first) log_warning("%s", w.c_str());
 }
 
 }  // namespace xwin
